@@ -1,0 +1,50 @@
+/**
+ * The seed's Flask backend in Deno: answers every request with `MSG` from the
+ * environment (default `Hello, World!`); `{port}` in it becomes the port.
+ *
+ * @example
+ * ```sh
+ * MSG="hello from server on port {port}" deno run --allow-net --allow-env backends/httpd.ts 8101 8102 8103
+ * ```
+ * @module
+ */
+
+/** A running set of backends; dispose to stop them. */
+export interface Backends extends AsyncDisposable {
+  ports: number[];
+}
+
+/**
+ * Starts one HTTP server per port on `hostname`, each answering `message(port)`.
+ * Port 0 picks a free port; the chosen ports are in `ports`.
+ */
+export function startBackends(
+  ports: number[],
+  message: (port: number) => string,
+  hostname = "127.0.0.1",
+): Backends {
+  const servers = ports.map((requested) => {
+    let port = requested;
+    const server = Deno.serve(
+      { port: requested, hostname, onListen: (addr) => port = addr.port },
+      () => new Response(message(port)),
+    );
+    return { server, port: () => (server.addr as Deno.NetAddr).port };
+  });
+  return {
+    ports: servers.map((s) => s.port()),
+    async [Symbol.asyncDispose]() {
+      await Promise.all(servers.map((s) => s.server.shutdown()));
+    },
+  };
+}
+
+if (import.meta.main) {
+  const template = Deno.env.get("MSG") ?? "Hello, World!";
+  const ports = Deno.args.map(Number);
+  if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
+    console.error("usage: httpd.ts PORT [PORT ...]");
+    Deno.exit(2);
+  }
+  startBackends(ports, (port) => template.replaceAll("{port}", String(port)), "0.0.0.0");
+}

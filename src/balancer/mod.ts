@@ -1,0 +1,22 @@
+import { RoundRobin } from "./round_robin.ts";
+import type { Strategy } from "./strategy.ts";
+
+export type { Strategy } from "./strategy.ts";
+
+const REGISTRY: Record<string, () => Strategy> = {
+  roundrobin: () => new RoundRobin(),
+};
+
+/** Names `--balance` accepts. */
+export const STRATEGY_NAMES: readonly string[] = Object.keys(REGISTRY);
+
+/**
+ * Makes a fresh strategy by name.
+ *
+ * @throws {RangeError} When the name is not registered (configs are validated before this).
+ */
+export function createStrategy(name: string): Strategy {
+  const make = REGISTRY[name];
+  if (!make) throw new RangeError(`Cannot create strategy: unknown name ${JSON.stringify(name)}`);
+  return make();
+}

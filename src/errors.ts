@@ -1,0 +1,14 @@
+/**
+ * Bad input from the command line or a config file: printed as one line and
+ * the process exits with status 2. Callers catch it by class, never by text.
+ */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  /** Print the usage text after the message (e.g. no backends given). */
+  readonly showUsage: boolean;
+
+  constructor(message: string, options: { cause?: unknown; showUsage?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.showUsage = options.showUsage ?? false;
+  }
+}

@@ -1,0 +1,34 @@
+import { Backend } from "./backend.ts";
+import { createStrategy, type Strategy } from "./balancer/mod.ts";
+import type { BackendConfig } from "./config.ts";
+
+/** The backends of one frontend and the strategy that picks among them. */
+export class Pool {
+  backends: Backend[];
+  strategy: Strategy;
+  balance: string;
+
+  constructor(balance: string, backends: readonly BackendConfig[]) {
+    this.balance = balance;
+    this.strategy = createStrategy(balance);
+    this.backends = backends.map((b) => new Backend(b));
+  }
+
+  /**
+   * Picks a backend for a new connection: normal backends first, backups only
+   * when no normal one is available.
+   *
+   * @param clientHost The client's address, for hashing strategies.
+   * @param tried Backends already tried for this connection, skipped.
+   * @returns The backend, or undefined when none may take the connection.
+   */
+  pick(clientHost: string, tried?: ReadonlySet<Backend>): Backend | undefined {
+    let candidates = this.#candidates(false, tried);
+    if (candidates.length === 0) candidates = this.#candidates(true, tried);
+    return candidates.length === 0 ? undefined : this.strategy.pick(candidates, clientHost);
+  }
+
+  #candidates(backup: boolean, tried?: ReadonlySet<Backend>): Backend[] {
+    return this.backends.filter((b) => b.backup === backup && b.available && !tried?.has(b));
+  }
+}

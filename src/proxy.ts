@@ -1,0 +1,89 @@
+import { dial } from "./dial.ts";
+import type { Backend } from "./backend.ts";
+import type { Logger } from "./log.ts";
+import type { Pool } from "./pool.ts";
+import { pump } from "./pump.ts";
+import type { Session } from "./session.ts";
+
+/** What proxying one connection needs from the rest of lb. */
+export interface ProxyContext {
+  pool: Pool;
+  logger: Logger;
+  /** Bound on one backend connect, ms. */
+  connectTimeout: number;
+  /** Other backends tried after a failed connect; null is every other backend once. */
+  retries: number | null;
+  /** Told of every connect attempt, for passive health. */
+  onConnect(backend: Backend, ok: boolean): void;
+}
+
+/**
+ * Proxies one client connection: picks a backend (trying others when a connect
+ * fails), then copies bytes both ways until both directions end or one fails.
+ * Never throws; on return both sockets are closed and `session.end` is set.
+ */
+export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
+  const upstream = await connectBackend(session, ctx);
+  if (!upstream) return session.abort(session.end ?? "no-backend");
+  const backend = session.backend!;
+  backend.active++;
+  backend.total++;
+  const fail = () => session.abort("reset");
+  try {
+    await Promise.all([
+      pump(session.client, upstream, session.up).catch(fail),
+      pump(upstream, session.client, session.down).catch(fail),
+    ]);
+    session.abort("eof");
+  } finally {
+    backend.active--;
+    backend.bytesOut += session.up.bytes;
+    backend.bytesIn += session.down.bytes;
+  }
+}
+
+async function connectBackend(
+  session: Session,
+  ctx: ProxyContext,
+): Promise<Deno.TcpConn | undefined> {
+  const tried = new Set<Backend>();
+  const attempts = ctx.retries === null ? Infinity : ctx.retries + 1;
+  while (tried.size < attempts) {
+    const backend = ctx.pool.pick(session.clientHost, tried);
+    if (!backend) break;
+    tried.add(backend);
+    try {
+      const conn = await dial(backend.addr, ctx.connectTimeout);
+      ctx.onConnect(backend, true);
+      if (session.closed) { // aborted (shutdown) while dialling
+        conn.close();
+        return undefined;
+      }
+      session.backend = backend;
+      session.upstream = conn;
+      return conn;
+    } catch (error) {
+      backend.connectFailures++;
+      ctx.onConnect(backend, false);
+      ctx.logger.limited(
+        `dial:${backend.id}`,
+        "proxy",
+        `for incoming conn ${session.clientAddr}, error dialing ${backend.id}: ${describe(error)}`,
+      );
+      if (session.closed) return undefined;
+    }
+  }
+  ctx.logger.limited(
+    `nobackend:${session.frontend}`,
+    "proxy",
+    `${session.clientAddr} -> ${session.frontend}: no backend available${
+      tried.size ? ` (${tried.size} tried)` : ""
+    }, closing client`,
+  );
+  return undefined;
+}
+
+/** A short description of an error for a log line. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

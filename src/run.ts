@@ -1,0 +1,77 @@
+import { formatHostPort } from "./address.ts";
+import { defaultConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { applyFlags, parseFlags, USAGE, validateConfig } from "./flags.ts";
+import { Lb } from "./lb.ts";
+import { Logger, stderrSink } from "./log.ts";
+import { describe } from "./proxy.ts";
+import { VERSION } from "./version.ts";
+
+const encoder = new TextEncoder();
+
+function print(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+}
+
+/**
+ * Runs lb as a program: parses `args`, starts the frontends, and on
+ * SIGINT/SIGTERM stops accepting, drains and returns. A second signal exits
+ * at once.
+ *
+ * @param args Command-line arguments.
+ * @returns The exit status: 0 after a clean stop, 1 when a listener cannot
+ * open, 2 on bad flags or config.
+ */
+export async function run(args: string[]): Promise<number> {
+  let config;
+  let check = false;
+  try {
+    const flags = parseFlags(args);
+    if (flags.help) {
+      print(USAGE);
+      return 0;
+    }
+    if (flags.version) {
+      print(`lb ${VERSION}`);
+      return 0;
+    }
+    if (flags.config !== undefined) {
+      throw new ConfigError(`--config is not supported by this build`);
+    }
+    check = flags.check;
+    config = validateConfig(applyFlags(defaultConfig(), flags));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    stderrSink(`lb: ${error.message}`);
+    stderrSink(error.showUsage ? `\n${USAGE}` : "Run lb --help for usage.");
+    return 2;
+  }
+  if (check) {
+    print("lb: configuration is valid");
+    return 0;
+  }
+
+  const logger = new Logger();
+  let lb: Lb;
+  try {
+    lb = Lb.start(config, logger);
+  } catch (error) {
+    const where = config.frontends.map((f) => formatHostPort(f.listen)).join(", ");
+    stderrSink(`lb: cannot listen on ${where}: ${describe(error)}`);
+    return 1;
+  }
+
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const received = await new Promise<Deno.Signal>((resolve) => {
+    for (const signal of signals) Deno.addSignalListener(signal, () => resolve(signal));
+  });
+  const again = () => {
+    logger.log("lb", `second signal: exiting now`);
+    Deno.exit(1);
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, again);
+  logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
+  await lb.shutdown(config.drainTimeout);
+  logger.log("lb", "stopped");
+  return 0;
+}

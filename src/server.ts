@@ -1,0 +1,117 @@
+import { formatAddr } from "./address.ts";
+import type { FrontendConfig } from "./config.ts";
+import type { Gate } from "./gate.ts";
+import type { Logger } from "./log.ts";
+import { Pool } from "./pool.ts";
+import { describe, proxy, type ProxyContext } from "./proxy.ts";
+import { Session } from "./session.ts";
+
+/** Called once per finished connection (access log, metrics). */
+export type SessionHook = (session: Session) => void;
+
+/** What a frontend shares with the rest of lb. */
+export interface ServerContext extends Omit<ProxyContext, "pool"> {
+  gate: Gate;
+  onEnd: SessionHook;
+}
+
+/** A listener, its pool, and the connections it has open. */
+export class Frontend {
+  readonly name: string;
+  readonly listener: Deno.TcpListener;
+  readonly addr: string;
+  /** Connections open now. */
+  readonly sessions = new Set<Session>();
+  /** Connections ever accepted. */
+  total = 0;
+  /** Bytes of finished connections, client → backend and back. */
+  bytesIn = 0;
+  bytesOut = 0;
+  #ctx: ServerContext;
+  #proxyCtx: ProxyContext;
+  #accepting: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(config: FrontendConfig, listener: Deno.TcpListener, ctx: ServerContext) {
+    this.name = config.name;
+    this.listener = listener;
+    this.addr = formatAddr(listener.addr);
+    this.#ctx = ctx;
+    this.#proxyCtx = { ...ctx, pool: new Pool(config.balance, config.backends) };
+  }
+
+  /** The backends new connections go to; replaced on reload. */
+  get pool(): Pool {
+    return this.#proxyCtx.pool;
+  }
+
+  set pool(pool: Pool) {
+    this.#proxyCtx = { ...this.#proxyCtx, pool };
+  }
+
+  /** Starts the accept loop; `stop()` ends it. */
+  start(): void {
+    this.#accepting ??= this.#acceptLoop();
+  }
+
+  /** Stops accepting (closes the listener); open connections go on. */
+  async stop(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      try {
+        this.listener.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    await this.#accepting;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    const { gate, logger } = this.#ctx;
+    while (!this.#stopped) {
+      const full = gate.wait();
+      if (full) {
+        await full;
+        continue;
+      }
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.listener.accept();
+      } catch (error) {
+        if (this.#stopped) return;
+        // A client that reset before accept, or out of descriptors: the loop goes on.
+        logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      this.#serve(conn);
+    }
+  }
+
+  #serve(conn: Deno.TcpConn): void {
+    const { gate, onEnd } = this.#ctx;
+    gate.enter();
+    this.total++;
+    let session: Session;
+    try {
+      conn.setNoDelay(true);
+      session = new Session(conn, this.name);
+    } catch {
+      // Reset between accept and here: nothing to proxy.
+      gate.leave();
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      return;
+    }
+    this.sessions.add(session);
+    proxy(session, this.#proxyCtx).finally(() => {
+      this.sessions.delete(session);
+      this.bytesIn += session.up.bytes;
+      this.bytesOut += session.down.bytes;
+      gate.leave();
+      onEnd(session);
+    });
+  }
+}
