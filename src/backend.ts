@@ -13,7 +13,7 @@ export class Backend {
   healthy = true;
   /** Set by an operator (admin drain) or a reload that removed it: no new connections. */
   drained = false;
-  /** Connections open to this backend now. */
+  /** Connections open to this backend now, counting connects in flight. */
   active = 0;
   /** Connections ever opened to this backend. */
   total = 0;

@@ -1,7 +1,7 @@
 import { formatHostPort } from "./address.ts";
 import type { Config } from "./config.ts";
 import { Gate } from "./gate.ts";
-import { Health } from "./health.ts";
+import { Health, HealthChecker } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { Frontend, type SessionHook } from "./server.ts";
 
@@ -11,6 +11,8 @@ export class Lb {
   readonly config: Config;
   readonly gate: Gate;
   readonly health: Health;
+  /** Active health checks over every frontend's current pool. */
+  readonly checker: HealthChecker;
   readonly started = Date.now();
   #logger: Logger;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
@@ -26,6 +28,9 @@ export class Lb {
     this.frontends = frontends;
     this.gate = gate;
     this.health = health;
+    this.checker = new HealthChecker(function* () {
+      for (const frontend of frontends) yield* frontend.pool.backends;
+    }, health, config.health);
     this.#logger = logger;
     if (config.idleTimeout > 0) {
       const every = Math.max(10, Math.min(1000, Math.floor(config.idleTimeout / 4)));
@@ -64,8 +69,8 @@ export class Lb {
       onEnd,
       connectTimeout: config.connectTimeout,
       retries: config.retries,
-      onConnect: (backend: Parameters<Health["report"]>[0], ok: boolean) =>
-        health.report(backend, ok),
+      onConnect: (backend: Parameters<Health["report"]>[0], ok: boolean, why?: string) =>
+        health.report(backend, ok, why),
     };
     const frontends: Frontend[] = [];
     try {
@@ -87,6 +92,7 @@ export class Lb {
         } (${frontend.pool.balance})`,
       );
     }
+    lb.checker.start();
     return lb;
   }
 
@@ -100,7 +106,7 @@ export class Lb {
    * finish, then closes the rest.
    */
   async shutdown(drainMs: number): Promise<void> {
-    await Promise.all(this.frontends.map((f) => f.stop()));
+    await Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
     this.gate.release();
     const deadline = Date.now() + drainMs;
     if (this.open > 0) {

@@ -2,12 +2,24 @@ import { Backend } from "./backend.ts";
 import { createStrategy, type Strategy } from "./balancer/mod.ts";
 import type { BackendConfig } from "./config.ts";
 
-/** The backends of one frontend and the strategy that picks among them. */
+/**
+ * The backends of one frontend and the strategy that picks among them.
+ * Picking skips backends that are down, drained, at their `maxconn` or
+ * already tried for the connection; backups are used only when no normal
+ * backend may take it.
+ */
 export class Pool {
   backends: Backend[];
   strategy: Strategy;
   balance: string;
+  /** Reused for every pick: strategies never keep the list. */
+  #scratch: Backend[] = [];
 
+  /**
+   * @param balance A name from `STRATEGY_NAMES`.
+   * @param backends The backends, in the order given.
+   * @throws {RangeError} When `balance` is not a strategy name.
+   */
   constructor(balance: string, backends: readonly BackendConfig[]) {
     this.balance = balance;
     this.strategy = createStrategy(balance);
@@ -29,6 +41,11 @@ export class Pool {
   }
 
   #candidates(backup: boolean, tried?: ReadonlySet<Backend>): Backend[] {
-    return this.backends.filter((b) => b.backup === backup && b.available && !tried?.has(b));
+    const out = this.#scratch;
+    out.length = 0;
+    for (const b of this.backends) {
+      if (b.backup === backup && b.available && !tried?.has(b)) out.push(b);
+    }
+    return out;
   }
 }

@@ -13,8 +13,8 @@ export interface ProxyContext {
   connectTimeout: number;
   /** Other backends tried after a failed connect; null is every other backend once. */
   retries: number | null;
-  /** Told of every connect attempt, for passive health. */
-  onConnect(backend: Backend, ok: boolean): void;
+  /** Told of every connect attempt, for passive health; `why` says what failed. */
+  onConnect(backend: Backend, ok: boolean, why?: string): void;
 }
 
 /**
@@ -26,7 +26,6 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
   const upstream = await connectBackend(session, ctx);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;
-  backend.active++;
   backend.total++;
   const fail = () => session.abort("reset");
   try {
@@ -52,10 +51,14 @@ async function connectBackend(
     const backend = ctx.pool.pick(session.clientHost, tried);
     if (!backend) break;
     tried.add(backend);
+    // Counted from the pick, not the connect: a burst of clients then sees
+    // the connects in flight (maxconn holds, leastconn spreads them).
+    backend.active++;
     try {
       const conn = await dial(backend.addr, ctx.connectTimeout);
       ctx.onConnect(backend, true);
       if (session.closed) { // aborted (shutdown) while dialling
+        backend.active--;
         conn.close();
         return undefined;
       }
@@ -63,8 +66,9 @@ async function connectBackend(
       session.upstream = conn;
       return conn;
     } catch (error) {
+      backend.active--;
       backend.connectFailures++;
-      ctx.onConnect(backend, false);
+      ctx.onConnect(backend, false, describe(error));
       ctx.logger.limited(
         `dial:${backend.id}`,
         "proxy",

@@ -1,10 +1,22 @@
+/**
+ * Balancing strategies by name, for `--balance`.
+ * @module
+ */
+import { LeastConn } from "./leastconn.ts";
+import { PowerOfTwo } from "./p2c.ts";
 import { RoundRobin } from "./round_robin.ts";
+import { SourceHash } from "./source.ts";
 import type { Strategy } from "./strategy.ts";
 
 export type { Strategy } from "./strategy.ts";
+export { LeastConn, PowerOfTwo, RoundRobin, SourceHash };
 
 const REGISTRY: Record<string, () => Strategy> = {
   roundrobin: () => new RoundRobin(),
+  leastconn: () => new LeastConn(),
+  random: () => new PowerOfTwo(),
+  p2c: () => new PowerOfTwo(),
+  source: () => new SourceHash(),
 };
 
 /** Names `--balance` accepts. */
