@@ -1,0 +1,278 @@
+/**
+ * Shared test helpers: free ports, loopback socket pairs, raw TCP echo/sink/
+ * source servers, hashing, byte I/O and bounded waiting. Real sockets only.
+ *
+ * The API is stable: other test files import it. Add, do not change.
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** The loopback address every test talks to. */
+export const LOOPBACK = "127.0.0.1";
+
+/**
+ * A port that was free a moment ago (listen on 0, close). Racy by nature:
+ * use it only where a program needs a port number before it starts.
+ *
+ * @param hostname Where to probe.
+ * @returns The port.
+ */
+export function freePort(hostname = LOOPBACK): number {
+  using listener = Deno.listen({ hostname, port: 0 });
+  return (listener.addr as Deno.NetAddr).port;
+}
+
+/**
+ * A connected pair of loopback TCP sockets: `[client, server]`.
+ * Dispose both (or `using` each) when done.
+ */
+export async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
+  using listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  const [client, server] = await Promise.all([
+    Deno.connect({ hostname: LOOPBACK, port: (listener.addr as Deno.NetAddr).port }),
+    listener.accept(),
+  ]);
+  return [client, server];
+}
+
+/** Closes a connection or listener, ignoring "already closed". */
+export function closeQuietly(closer: { close(): void }): void {
+  try {
+    closer.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** Writes all of `data`, finishing partial writes. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let written = 0; written < data.length;) {
+    written += await conn.write(data.subarray(written));
+  }
+}
+
+/** Reads until EOF and returns everything read. */
+export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    chunks.push(buf.slice(0, n));
+  }
+  return concat(chunks);
+}
+
+/** Reads exactly `length` bytes, or throws on an early EOF. */
+export async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  for (let got = 0; got < length;) {
+    const n = await conn.read(out.subarray(got));
+    if (n === null) throw new Error(`EOF after ${got} of ${length} bytes`);
+    got += n;
+  }
+  return out;
+}
+
+/** Concatenates byte chunks. */
+export function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Deterministic pseudo-random bytes (xorshift32), so that a shifted, dropped
+ * or repeated chunk never goes unnoticed, unlike with a repeating pattern.
+ */
+export function pseudoRandomBytes(length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** SHA-256 of `data`, hex. */
+export function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Byte count and SHA-256 of everything read from a connection until EOF. */
+export interface Digest {
+  bytes: number;
+  sha256: string;
+}
+
+/** Reads until EOF, hashing as it goes (no buffering of the whole stream). */
+export async function digestAll(conn: Deno.Conn): Promise<Digest> {
+  const hash = createHash("sha256");
+  const buf = new Uint8Array(64 * 1024);
+  let bytes = 0;
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    hash.update(buf.subarray(0, n));
+    bytes += n;
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** Rejects with `what` when `promise` takes longer than `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `condition` every 20 ms until true; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    }
+    await delay(20);
+  }
+}
+
+/** Resolves after `ms`. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Open file descriptors of a process (Linux `/proc`), or undefined where unavailable. */
+export function countFds(pid: number): number | undefined {
+  try {
+    return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a {@link TcpServer} does with each accepted connection. */
+export type ConnHandler = (conn: Deno.TcpConn, server: TcpServer) => Promise<void>;
+
+/** A raw TCP server on loopback port 0 with connection bookkeeping. Dispose to stop it. */
+export interface TcpServer extends AsyncDisposable {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Connections accepted and not yet closed by the handler. */
+  readonly open: number;
+  /** Results the handlers recorded with `record` (e.g. digests), in finish order. */
+  readonly results: unknown[];
+  /** Stores a handler's result in `results`. */
+  record(result: unknown): void;
+  /** Errors the handlers threw (reset peers), in order. */
+  readonly errors: unknown[];
+}
+
+/**
+ * Starts a TCP server whose `handler` runs per connection; the connection is
+ * closed when the handler settles. Disposing stops accepting, closes open
+ * connections and waits for every handler.
+ */
+export function startTcpServer(handler: ConnHandler, hostname = LOOPBACK): TcpServer {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const conns = new Set<Deno.TcpConn>();
+  const handlers = new Set<Promise<void>>();
+  let accepted = 0;
+  const results: unknown[] = [];
+  const errors: unknown[] = [];
+  const server: TcpServer = {
+    port: (listener.addr as Deno.NetAddr).port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return conns.size;
+    },
+    results,
+    errors,
+    record: (result) => void results.push(result),
+    async [Symbol.asyncDispose]() {
+      closeQuietly(listener);
+      await accepting;
+      for (const conn of conns) closeQuietly(conn);
+      await Promise.all(handlers);
+    },
+  };
+  const accepting = (async () => {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // listener closed
+      }
+      accepted++;
+      conns.add(conn);
+      const done: Promise<void> = handler(conn, server)
+        .catch((error) => void errors.push(error))
+        .finally(() => {
+          conns.delete(conn);
+          closeQuietly(conn);
+          handlers.delete(done);
+        });
+      handlers.add(done);
+    }
+  })();
+  return server;
+}
+
+/** Echoes every byte back; on EOF half-closes (FIN) and ends. */
+export function startEchoServer(): TcpServer {
+  return startTcpServer(async (conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      await writeAll(conn, buf.subarray(0, n));
+    }
+    await conn.closeWrite();
+  });
+}
+
+/**
+ * Reads until EOF, hashing, then records a {@link Digest} in `results` and
+ * answers with the digest as JSON before closing.
+ */
+export function startSinkServer(): TcpServer {
+  return startTcpServer(async (conn, server) => {
+    const digest = await digestAll(conn);
+    server.record(digest);
+    await writeAll(conn, new TextEncoder().encode(JSON.stringify(digest)));
+  });
+}
+
+/**
+ * Sends `data` to every connection, then half-closes, while hashing what the
+ * client sends; records the received {@link Digest} in `results`. Both
+ * directions at once: the full-duplex backend.
+ */
+export function startDuplexServer(data: Uint8Array): TcpServer {
+  return startTcpServer(async (conn, server) => {
+    const [digest] = await Promise.all([
+      digestAll(conn),
+      writeAll(conn, data).then(() => conn.closeWrite()),
+    ]);
+    server.record(digest);
+  });
+}
