@@ -1,7 +1,8 @@
 import { formatHostPort } from "./address.ts";
 import { defaultConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { applyFlags, parseFlags, USAGE, validateConfig } from "./flags.ts";
+import { loadConfigFile } from "./config_file.ts";
+import { applyFlags, type Flags, parseFlags, USAGE, validateConfig } from "./flags.ts";
 import { Lb } from "./lb.ts";
 import { Logger, stderrSink } from "./log.ts";
 import { describe } from "./proxy.ts";
@@ -25,8 +26,10 @@ function print(line: string): void {
 export async function run(args: string[]): Promise<number> {
   let config;
   let check = false;
+  let flags: Flags;
+  let fromFile = false;
   try {
-    const flags = parseFlags(args);
+    flags = parseFlags(args);
     if (flags.help) {
       print(USAGE);
       return 0;
@@ -35,19 +38,21 @@ export async function run(args: string[]): Promise<number> {
       print(`lb ${VERSION}`);
       return 0;
     }
-    if (flags.config !== undefined) {
-      throw new ConfigError(`--config is not supported by this build`);
-    }
     check = flags.check;
-    config = validateConfig(applyFlags(defaultConfig(), flags));
+    fromFile = flags.config !== undefined;
+    const base = flags.config === undefined ? defaultConfig() : await loadConfigFile(flags.config);
+    config = validateConfig(applyFlags(base, flags));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     stderrSink(`lb: ${error.message}`);
-    stderrSink(error.showUsage ? `\n${USAGE}` : "Run lb --help for usage.");
+    if (error.showUsage) stderrSink(`\n${USAGE}`);
+    else if (!fromFile) stderrSink("Run lb --help for usage.");
     return 2;
   }
   if (check) {
-    print("lb: configuration is valid");
+    const backends = config.frontends.reduce((n, f) => n + f.backends.length, 0);
+    const what = flags.config === undefined ? "configuration" : flags.config;
+    print(`lb: ${what} is valid (${config.frontends.length} frontend(s), ${backends} backend(s))`);
     return 0;
   }
 
