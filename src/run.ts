@@ -1,10 +1,13 @@
+import { AccessLog } from "./access_log.ts";
 import { formatHostPort } from "./address.ts";
+import { Admin } from "./admin.ts";
 import { defaultConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { loadConfigFile } from "./config_file.ts";
 import { applyFlags, type Flags, parseFlags, USAGE, validateConfig } from "./flags.ts";
 import { Lb } from "./lb.ts";
 import { Logger, stderrSink } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { describe } from "./proxy.ts";
 import { VERSION } from "./version.ts";
 
@@ -57,12 +60,34 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const logger = new Logger();
+  let accessLog: AccessLog;
+  try {
+    accessLog = await AccessLog.open({ format: config.log, file: config.logFile });
+  } catch (error) {
+    stderrSink(`lb: cannot open access log ${config.logFile}: ${describe(error)}`);
+    return 1;
+  }
+  const metrics = new Metrics();
   let lb: Lb;
   try {
-    lb = Lb.start(config, logger);
+    lb = Lb.start(config, logger, (session) => {
+      metrics.observe(session);
+      accessLog.record(session);
+    });
   } catch (error) {
     const where = config.frontends.map((f) => formatHostPort(f.listen)).join(", ");
     stderrSink(`lb: cannot listen on ${where}: ${describe(error)}`);
+    await accessLog.close();
+    return 1;
+  }
+  let admin: Admin | undefined;
+  try {
+    // TODO(integrator): pass `reload` (src/reload.ts) here so POST /reload works.
+    if (config.admin) admin = Admin.start(config.admin, { lb, metrics, logger });
+  } catch (error) {
+    stderrSink(`lb: cannot listen on admin ${formatHostPort(config.admin!)}: ${describe(error)}`);
+    await lb.shutdown(0);
+    await accessLog.close();
     return 1;
   }
 
@@ -72,11 +97,14 @@ export async function run(args: string[]): Promise<number> {
   });
   const again = () => {
     logger.log("lb", `second signal: exiting now`);
+    accessLog.flushSync();
     Deno.exit(1);
   };
   for (const signal of signals) Deno.addSignalListener(signal, again);
   logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
   await lb.shutdown(config.drainTimeout);
+  await admin?.shutdown();
+  await accessLog.close();
   logger.log("lb", "stopped");
   return 0;
 }

@@ -5,12 +5,14 @@
  */
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** A frontend's `listening on` line; the admin endpoint's (`admin: listening on`) is not one. */
+const FRONTEND_LISTENING = /(?<!admin: )listening on /;
 
 /** Options for {@link startLb}. */
 export interface StartOptions {
   /** A compiled binary to run instead of `deno run main.ts`. */
   binary?: string;
-  /** Extra `deno run` flags (permissions, unstable). @default ["--allow-net", "--allow-read"] */
+  /** Extra `deno run` flags (permissions, unstable). @default ["--allow-net", "--allow-read", "--allow-write"] */
   denoFlags?: string[];
   /** How many `listening on` lines to wait for. @default 1 */
   frontends?: number;
@@ -45,7 +47,7 @@ export interface LbProcess extends AsyncDisposable {
  * @throws {Error} With lb's output when it exits or stalls before listening.
  */
 export async function startLb(args: string[], options: StartOptions = {}): Promise<LbProcess> {
-  const denoFlags = options.denoFlags ?? ["--allow-net", "--allow-read"];
+  const denoFlags = options.denoFlags ?? ["--allow-net", "--allow-read", "--allow-write"];
   const child = new Deno.Command(
     options.binary ?? Deno.execPath(),
     {
@@ -126,8 +128,8 @@ export async function startLb(args: string[], options: StartOptions = {}): Promi
   const frontends = options.frontends ?? 1;
   let ports: number[];
   try {
-    await waitFor(/listening on /, options.timeoutMs ?? 10_000, frontends);
-    ports = stderr.filter((l) => /listening on /.test(l)).map((l) =>
+    await waitFor(FRONTEND_LISTENING, options.timeoutMs ?? 10_000, frontends);
+    ports = stderr.filter((l) => FRONTEND_LISTENING.test(l)).map((l) =>
       Number(/listening on \S*:(\d+)/.exec(l)?.[1])
     );
   } catch (error) {
