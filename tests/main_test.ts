@@ -1,0 +1,369 @@
+/**
+ * End to end: `deno run main.ts` as a child process (startLb) in front of real
+ * loopback backends, driven over raw TCP.
+ * @module
+ */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { httpGet } from "../backends/http_get.ts";
+import { startBackends } from "../backends/httpd.ts";
+import { VERSION } from "../src/version.ts";
+import { startLb } from "../support/lb_process.ts";
+import {
+  closeQuietly,
+  countFds,
+  delay,
+  digestAll,
+  freePort,
+  LOOPBACK,
+  pseudoRandomBytes,
+  readAll,
+  readExactly,
+  sha256,
+  startDuplexServer,
+  startEchoServer,
+  startSinkServer,
+  startTcpServer,
+  waitUntil,
+  withTimeout,
+  writeAll,
+} from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** Listen on a free loopback port; no active checks unless a test wants them. */
+const FRONT = ["-f", `${LOOPBACK}:0`, "--health-interval", "0", "--log", "off"];
+
+function backendArgs(...ports: number[]): string[] {
+  return ports.flatMap((port) => ["-p", String(port)]);
+}
+
+function connect(port: number): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: LOOPBACK, port });
+}
+
+/** Runs main.ts to completion (for flags that never start listening). */
+async function runMain(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", MAIN, ...args],
+    stdin: "null",
+  }).output();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+function assertNoStack(stderr: string) {
+  ok(!/^\s+at /m.test(stderr), `stack trace in stderr:\n${stderr}`);
+}
+
+Deno.test("lb balances round robin like the seed's curl loop", async () => {
+  await using backends = startBackends([0, 0, 0], (port) => `hello from server on port ${port}`);
+  await using lb = await startLb([...FRONT, ...backendArgs(...backends.ports)]);
+  const answers: string[] = [];
+  for (let i = 0; i < 9; i++) answers.push(await httpGet(lb.port));
+  const expected = backends.ports.map((port) => `hello from server on port ${port}`);
+  assertEquals(new Set(answers.slice(0, 3)), new Set(expected), "first round hits each once");
+  for (let i = 3; i < 9; i++) assertEquals(answers[i], answers[i % 3], `request ${i + 1}`);
+});
+
+Deno.test("lb half-close: a client that shuts its write side still gets the reply", async () => {
+  await using backend = startTcpServer(async (conn) => {
+    const request = await readAll(conn); // until the client's FIN
+    await writeAll(conn, encoder.encode(`got ${request.length} bytes: ${decoder.decode(request)}`));
+  });
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  using client = await connect(lb.port);
+  await writeAll(client, encoder.encode("hello"));
+  await client.closeWrite();
+  assertEquals(
+    decoder.decode(await withTimeout(readAll(client), 10_000, "reply")),
+    "got 5 bytes: hello",
+  );
+});
+
+Deno.test("lb half-close: a backend that shuts its write side first still receives", async () => {
+  await using backend = startTcpServer(async (conn, server) => {
+    await writeAll(conn, encoder.encode("banner"));
+    await conn.closeWrite();
+    server.record(decoder.decode(await readAll(conn)));
+  });
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  using client = await connect(lb.port);
+  assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "banner")), "banner");
+  await delay(50); // the upload starts well after the backend's FIN went through
+  await writeAll(client, encoder.encode("upload after the backend's EOF"));
+  await client.closeWrite();
+  await waitUntil(() => backend.results.length === 1, "the backend to read to EOF");
+  assertEquals(backend.results, ["upload after the backend's EOF"]);
+});
+
+Deno.test("lb copies tens of MiB both ways at once, byte for byte", async () => {
+  const size = 32 * 1024 * 1024;
+  const down = pseudoRandomBytes(size, 21);
+  const up = pseudoRandomBytes(size, 22);
+  await using backend = startDuplexServer(down);
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  using client = await connect(lb.port);
+  const [, received] = await withTimeout(
+    Promise.all([
+      writeAll(client, up).then(() => client.closeWrite()),
+      digestAll(client),
+    ]),
+    90_000,
+    "the transfer",
+  );
+  assertEquals(received, { bytes: size, sha256: sha256(down) });
+  await waitUntil(() => backend.results.length === 1, "the backend to finish");
+  assertEquals(backend.results[0], { bytes: size, sha256: sha256(up) });
+});
+
+Deno.test("lb delivers bytes written just before the client closes", async () => {
+  const data = pseudoRandomBytes(2 * 1024 * 1024, 9);
+  await using backend = startSinkServer();
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  const client = await connect(lb.port);
+  await writeAll(client, data);
+  client.close(); // no closeWrite, no waiting for the proxy
+  await waitUntil(() => backend.results.length === 1, "the backend to see EOF");
+  assertEquals(backend.results[0], { bytes: data.length, sha256: sha256(data) });
+});
+
+Deno.test("lb tries the next backend when one refuses, each at most once", async () => {
+  const refused1 = freePort();
+  const refused2 = freePort();
+  await using good = startEchoServer();
+  await using lb = await startLb([...FRONT, ...backendArgs(refused1, refused2, good.port)]);
+  for (let i = 0; i < 3; i++) {
+    using client = await connect(lb.port);
+    await writeAll(client, encoder.encode(`ping ${i}`));
+    await client.closeWrite();
+    assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "echo")), `ping ${i}`);
+  }
+  assertEquals(good.accepted, 3);
+  const dialErrors = (port: number) =>
+    lb.stderr.filter((l) => l.includes(`error dialing 127.0.0.1:${port}`)).length;
+  ok(dialErrors(refused1) >= 1 && dialErrors(refused2) >= 1, lb.stderr.join("\n"));
+  ok(!lb.stderr.some((l) => l.includes("no backend available")), lb.stderr.join("\n"));
+});
+
+Deno.test("lb closes the client promptly with one log line when every backend is down", async () => {
+  const ports = [freePort(), freePort(), freePort()];
+  await using lb = await startLb([...FRONT, ...backendArgs(...ports)]);
+  using client = await connect(lb.port);
+  const started = Date.now();
+  await writeAll(client, encoder.encode("anyone?")).catch(() => {});
+  const got = await withTimeout(readAll(client).catch(() => new Uint8Array()), 5000, "close");
+  assertEquals(got.length, 0);
+  ok(Date.now() - started < 5000);
+  await lb.waitFor(/no backend available/);
+  const lines = lb.stderr.filter((l) => l.includes("no backend available"));
+  assertEquals(lines.length, 1, lb.stderr.join("\n"));
+  ok(lines[0]!.includes("3 tried"), lines[0]);
+  assertNoStack(lb.stderr.join("\n"));
+});
+
+Deno.test("lb bounds a connect that hangs by --connect-timeout, then tries the next", async () => {
+  // A listener whose accept queue is full drops SYNs: connects to it hang.
+  using hanging = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  const hangingPort = (hanging.addr as Deno.NetAddr).port;
+  const filler: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2048; i++) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 250);
+      try {
+        filler.push(
+          await Deno.connect({ hostname: LOOPBACK, port: hangingPort, signal: controller.signal }),
+        );
+      } catch {
+        break; // the queue is full
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    if (filler.length >= 2048) {
+      console.log("ignored in effect: could not fill a listen backlog on this machine");
+      return;
+    }
+    await using good = startEchoServer();
+    await using lb = await startLb([
+      ...FRONT,
+      "--connect-timeout",
+      "500ms",
+      ...backendArgs(hangingPort, good.port),
+    ]);
+    const started = Date.now();
+    using client = await connect(lb.port);
+    await writeAll(client, encoder.encode("patience"));
+    await client.closeWrite();
+    assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "echo")), "patience");
+    const elapsed = Date.now() - started;
+    ok(elapsed >= 400 && elapsed < 8000, `took ${elapsed}ms`);
+    await lb.waitFor(new RegExp(`error dialing 127\\.0\\.0\\.1:${hangingPort}: .*timed out`));
+  } finally {
+    for (const conn of filler) closeQuietly(conn);
+  }
+});
+
+Deno.test("lb leaves no backend connection behind when a client vanishes mid-stream", async (t) => {
+  await t.step("the client closes while the backend still sends", async () => {
+    const chunk = pseudoRandomBytes(64 * 1024, 4);
+    await using backend = startTcpServer(async (conn) => {
+      for (let i = 0; i < 16 * 1024; i++) await writeAll(conn, chunk); // ≤ 1 GiB, bounded
+    });
+    await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+    const client = await connect(lb.port);
+    await readExactly(client, 256 * 1024);
+    client.close(); // unread data: the kernel sends a RST
+    await waitUntil(() => backend.open === 0 && backend.accepted === 1, "backend conn closed");
+  });
+
+  await t.step("the client process is killed", async () => {
+    await using backend = startEchoServer();
+    await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+    // A child that sends 1 MiB, reads nothing, and waits to be killed.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const c = await Deno.connect({ hostname: "127.0.0.1", port: ${lb.port} });
+         const b = new Uint8Array(1024 * 1024);
+         for (let n = 0; n < b.length;) n += await c.write(b.subarray(n));
+         console.log("sent");
+         await new Promise(() => setInterval(() => {}, 1000));`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    try {
+      const first = await withTimeout(reader.read(), 15_000, "the child to send");
+      ok(decoder.decode(first.value).includes("sent"));
+      await waitUntil(() => backend.accepted === 1, "the backend connection");
+    } finally {
+      child.kill("SIGKILL");
+      reader.releaseLock();
+      await child.stdout.cancel();
+      await child.status;
+    }
+    await waitUntil(() => backend.open === 0, "backend conn closed after the kill");
+  });
+});
+
+Deno.test("lb serves 200 concurrent connections, each byte-exact", async () => {
+  await using a = startEchoServer();
+  await using b = startEchoServer();
+  await using c = startEchoServer();
+  await using lb = await startLb([...FRONT, ...backendArgs(a.port, b.port, c.port)]);
+  const one = async (i: number) => {
+    const data = pseudoRandomBytes(16 * 1024 + i, i + 1);
+    using client = await connect(lb.port);
+    const [, echoed] = await Promise.all([
+      writeAll(client, data).then(() => client.closeWrite()),
+      readAll(client),
+    ]);
+    return echoed.length === data.length && sha256(echoed) === sha256(data);
+  };
+  const results = await withTimeout(
+    Promise.all(Array.from({ length: 200 }, (_, i) => one(i))),
+    60_000,
+    "200 connections",
+  );
+  assertEquals(results.filter((r) => !r).length, 0);
+  assertEquals(a.accepted + b.accepted + c.accepted, 200);
+  for (const server of [a, b, c]) ok(Math.abs(server.accepted - 200 / 3) <= 2, "even spread");
+});
+
+Deno.test("lb returns to its baseline of file descriptors after a burst", async (t) => {
+  await using echo = startEchoServer();
+  const refused = freePort();
+  await using lb = await startLb([...FRONT, ...backendArgs(echo.port, refused)]);
+  const pid = lb.child.pid;
+  if (countFds(pid) === undefined) {
+    t.step({ name: "ignored: /proc/<pid>/fd is not readable here", ignore: true, fn() {} });
+    return;
+  }
+  const roundTrip = async () => {
+    using client = await connect(lb.port);
+    await writeAll(client, encoder.encode("x"));
+    await client.closeWrite();
+    await readAll(client).catch(() => {});
+  };
+  await roundTrip(); // warm up lazily opened descriptors
+  await delay(200);
+  const baseline = countFds(pid)!;
+  const clients: Deno.TcpConn[] = [];
+  // Complete round trips, clients that vanish without a word, and ones reset mid-stream.
+  await Promise.all(Array.from({ length: 60 }, roundTrip));
+  for (let i = 0; i < 30; i++) clients.push(await connect(lb.port));
+  await delay(100);
+  ok(countFds(pid)! > baseline, "open connections show up as descriptors");
+  for (const client of clients) client.close();
+  for (let i = 0; i < 30; i++) {
+    const client = await connect(lb.port);
+    await writeAll(client, new Uint8Array(32 * 1024));
+    await delay(5);
+    client.close();
+  }
+  await waitUntil(() => countFds(pid)! <= baseline, `fds back to ${baseline}`, 15_000)
+    .catch((error) => {
+      throw new Error(`${error.message}: now ${countFds(pid)}`);
+    });
+  await waitUntil(() => echo.open === 0, "the echo backend to see every connection end");
+});
+
+Deno.test("lb rejects bad flags with one line on stderr and no stack trace", async () => {
+  using taken = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  const takenPort = (taken.addr as Deno.NetAddr).port;
+  const cases: [string[], number, RegExp][] = [
+    [["--bogus", "-p", "8101"], 2, /^lb: .*--bogus/],
+    [["-f", "70000", "-p", "8101"], 2, /^lb: .*70000/],
+    [["-p", "eighty"], 2, /^lb: .*eighty/],
+    [["-f", "8080"], 2, /^lb: .*-p/],
+    [["-f", `${LOOPBACK}:${takenPort}`, "-p", "8101"], 1, new RegExp(`^lb: .*${takenPort}`)],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runMain(args)));
+  cases.forEach(([args, code, first], i) => {
+    const { code: got, stderr, stdout } = results[i]!;
+    const what = `${args.join(" ")}:\n${stderr}`;
+    assertEquals(got, code, what);
+    ok(first.test(stderr.split("\n")[0]!), what);
+    assertNoStack(stderr);
+    assertEquals(stdout, "", what);
+  });
+  ok(results[3]!.stderr.includes("Usage: lb"), "no backends prints the usage");
+  const inUse = results[4]!.stderr.trim().split("\n");
+  assertEquals(inUse.length, 1, `port in use: ${inUse.join("\n")}`);
+});
+
+Deno.test("lb --help prints usage with examples and --version the version", async () => {
+  const [help, version] = await Promise.all([runMain(["--help"]), runMain(["--version"])]);
+  assertEquals(help.code, 0);
+  ok(help.stdout.includes("Usage: lb") && help.stdout.includes("lb -f 8080 -p 8101"));
+  assertEquals(version.code, 0);
+  assertEquals(version.stdout.trim(), `lb ${VERSION}`);
+});
+
+Deno.test("lb on SIGTERM stops accepting, lets an open connection finish, exits 0", async () => {
+  await using echo = startEchoServer();
+  await using lb = await startLb([...FRONT, ...backendArgs(echo.port)]);
+  using client = await connect(lb.port);
+  await writeAll(client, encoder.encode("before"));
+  assertEquals(decoder.decode(await readExactly(client, 6)), "before");
+  lb.child.kill("SIGTERM");
+  await lb.waitFor(/stopped accepting/);
+  let refused = false;
+  try {
+    const late = await connect(lb.port);
+    late.close();
+  } catch (error) {
+    refused = error instanceof Deno.errors.ConnectionRefused;
+  }
+  ok(refused, "a new connection after SIGTERM is refused");
+  await delay(200); // still open well after the signal
+  await writeAll(client, encoder.encode("after"));
+  assertEquals(decoder.decode(await readExactly(client, 5)), "after");
+  await client.closeWrite();
+  assertEquals((await readAll(client)).length, 0);
+  const status = await withTimeout(lb.status, 10_000, "lb to exit");
+  assertEquals(status.code, 0);
+});
