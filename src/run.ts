@@ -6,6 +6,7 @@ import { ConfigError } from "./errors.ts";
 import { loadConfigFile } from "./config_file.ts";
 import { applyFlags, type Flags, parseFlags, USAGE, validateConfig } from "./flags.ts";
 import { Lb } from "./lb.ts";
+import { reloadFromFile } from "./reload.ts";
 import { Logger, stderrSink } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { describe } from "./proxy.ts";
@@ -80,10 +81,16 @@ export async function run(args: string[]): Promise<number> {
     await accessLog.close();
     return 1;
   }
+  // SIGHUP and POST /reload re-read the config file; flags still override it.
+  const reload = async () => {
+    const result = await reloadFromFile(lb, flags.config, flags);
+    if (!result.ok) throw new Error(result.message);
+    return result.message;
+  };
+  Deno.addSignalListener("SIGHUP", () => void reloadFromFile(lb, flags.config, flags));
   let admin: Admin | undefined;
   try {
-    // TODO(integrator): pass `reload` (src/reload.ts) here so POST /reload works.
-    if (config.admin) admin = Admin.start(config.admin, { lb, metrics, logger });
+    if (config.admin) admin = Admin.start(config.admin, { lb, metrics, logger, reload });
   } catch (error) {
     stderrSink(`lb: cannot listen on admin ${formatHostPort(config.admin!)}: ${describe(error)}`);
     await lb.shutdown(0);
@@ -102,7 +109,7 @@ export async function run(args: string[]): Promise<number> {
   };
   for (const signal of signals) Deno.addSignalListener(signal, again);
   logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
-  await lb.shutdown(config.drainTimeout);
+  await lb.shutdown(lb.config.drainTimeout);
   await admin?.shutdown();
   await accessLog.close();
   logger.log("lb", "stopped");

@@ -18,8 +18,9 @@ export interface ServerContext extends Omit<ProxyContext, "pool"> {
 /** A listener, its pool, and the connections it has open. */
 export class Frontend {
   readonly name: string;
-  readonly listener: Deno.TcpListener;
-  readonly addr: string;
+  /** Replaced when a reload moves the frontend (see `relisten`). */
+  listener: Deno.TcpListener;
+  addr: string;
   /** Connections open now. */
   readonly sessions = new Set<Session>();
   /** Connections ever accepted. */
@@ -49,6 +50,34 @@ export class Frontend {
     this.#proxyCtx = { ...this.#proxyCtx, pool };
   }
 
+  /** Replaces the connect settings new connections use (on reload). */
+  configure(settings: Pick<ProxyContext, "connectTimeout" | "retries">): void {
+    this.#proxyCtx = { ...this.#proxyCtx, ...settings };
+  }
+
+  /**
+   * Moves to `listener` (a reload changed the address): accepts there at
+   * once, then closes the old listener. Open connections go on.
+   */
+  async relisten(listener: Deno.TcpListener): Promise<void> {
+    const old = this.listener;
+    const oldLoop = this.#accepting;
+    this.listener = listener;
+    this.addr = formatAddr(listener.addr);
+    if (this.#stopped) {
+      listener.close();
+      return;
+    }
+    this.#accepting = this.#acceptLoop();
+    try {
+      old.close();
+    } catch {
+      // Already closed.
+    }
+    this.#ctx.gate.release(); // an old loop waiting on a full gate re-checks and ends
+    await oldLoop;
+  }
+
   /** Starts the accept loop; `stop()` ends it. */
   start(): void {
     this.#accepting ??= this.#acceptLoop();
@@ -69,7 +98,8 @@ export class Frontend {
 
   async #acceptLoop(): Promise<void> {
     const { gate, logger } = this.#ctx;
-    while (!this.#stopped) {
+    const listener = this.listener;
+    while (!this.#stopped && listener === this.listener) {
       const full = gate.wait();
       if (full) {
         await full;
@@ -77,9 +107,9 @@ export class Frontend {
       }
       let conn: Deno.TcpConn;
       try {
-        conn = await this.listener.accept();
+        conn = await listener.accept();
       } catch (error) {
-        if (this.#stopped) return;
+        if (this.#stopped || listener !== this.listener) return;
         // A client that reset before accept, or out of descriptors: the loop goes on.
         logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 10));
