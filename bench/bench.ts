@@ -1,0 +1,289 @@
+/**
+ * `deno task bench [--quick] [--peers lb,haproxy,...] [--workers N] [--lb-binary PATH]`:
+ * the same loopback traffic through lb, HAProxy (`mode tcp`), nginx `stream`
+ * and the direct path, one table of figures and lb's ratios, JSON and SVG in
+ * `bench/results/`. Installs nothing; skips what is missing.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runIperf } from "./iperf.ts";
+import { measureLatency } from "./latency.ts";
+import { machine } from "./machine.ts";
+import { idleMemory } from "./memory.ts";
+import { freePort, sleep } from "./net.ts";
+import {
+  type PeerName,
+  type PeerOptions,
+  PEERS,
+  startHttpBackends,
+  startIperfServer,
+  startPeer,
+} from "./peers.ts";
+import { cpuSeconds } from "./proc.ts";
+import {
+  buildReport,
+  type Figures,
+  formatTable,
+  type MeasureKey,
+  MEASURES,
+  reportName,
+  type Results,
+  svgChart,
+} from "./report.ts";
+import { findTools, installHint } from "./tools.ts";
+import { runWrk } from "./wrk.ts";
+
+/** How long and how much: `--quick` stays under a minute, the full run under ten. */
+export interface Settings {
+  quick: boolean;
+  /** Seconds per wrk / iperf3 / latency run. */
+  durationSec: number;
+  /** Runs of each load measure per peer; the best is kept (neighbours share the machine). */
+  repeats: number;
+  /** Idle connections for the memory measure. */
+  idleConns: number;
+  /** Fixed request rate of the latency measure, over `latencyConns` connections. */
+  latencyRate: number;
+  latencyConns: number;
+  wrkConns: number;
+  threads: number;
+}
+
+/** The settings of a quick or a full run on a machine with `cores` cores. */
+export function settingsFor(quick: boolean, cores: number): Settings {
+  return {
+    quick,
+    durationSec: quick ? 1 : 5,
+    repeats: quick ? 1 : 2,
+    idleConns: quick ? 500 : 4000,
+    latencyRate: 1000,
+    latencyConns: 10,
+    wrkConns: 50,
+    threads: Math.max(1, cores),
+  };
+}
+
+function log(line: string): void {
+  console.error(`bench: ${line}`);
+}
+
+function keepBest(figures: Figures, key: MeasureKey, value: number): void {
+  const better = MEASURES.find((m) => m.key === key)!.better;
+  const old = figures[key];
+  if (typeof old !== "number" || (better === "higher" ? value > old : value < old)) {
+    figures[key] = value;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      peers: { type: "string" },
+      workers: { type: "string" },
+      "lb-binary": { type: "string" },
+      "no-write": { type: "boolean" },
+    },
+  });
+  const started = Date.now();
+  const box = machine();
+  const settings = settingsFor(values.quick ?? false, box.cores);
+  const notes: string[] = [];
+  const note = (line: string) => {
+    notes.push(line);
+    log(line);
+  };
+
+  const { found, missing } = findTools();
+  const hint = installHint(missing);
+  if (hint) note(hint);
+  let peers = (values.peers?.split(",") ?? PEERS) as PeerName[];
+  peers = PEERS.filter((p) => peers.includes(p));
+  if (!found.haproxy) peers = peers.filter((p) => p !== "haproxy");
+  if (!found.nginx || !found.nginxStream) peers = peers.filter((p) => p !== "nginx");
+
+  let lbBinary = values["lb-binary"];
+  if (lbBinary === undefined) {
+    try {
+      if (Deno.statSync(new URL("../dist/lb", import.meta.url)).isFile) {
+        lbBinary = new URL("../dist/lb", import.meta.url).pathname;
+      }
+    } catch { /* none compiled */ }
+  }
+  const lbArgs = values.workers ? ["--workers", values.workers] : [];
+  const lbDenoFlags = [
+    "--allow-net",
+    "--allow-read",
+    ...(values.workers ? ["--unstable-net"] : []),
+  ];
+  note(`lb: ${lbBinary ?? "deno run main.ts"} ${lbArgs.join(" ")}`.trim());
+
+  const results: Results = {};
+  for (const peer of peers) results[peer] = {};
+  const dir = Deno.makeTempDirSync({ prefix: "lb-bench-" });
+  const base: Omit<PeerOptions, "backends"> = {
+    dir,
+    threads: settings.threads,
+    ...(found.haproxy ? { haproxy: found.haproxy } : {}),
+    ...(found.nginx ? { nginx: found.nginx } : {}),
+    ...(found.nginxStream ? { nginxStream: found.nginxStream } : {}),
+    ...(lbBinary ? { lbBinary } : {}),
+    lbArgs,
+    lbDenoFlags,
+  };
+  const d = settings.durationSec;
+
+  try {
+    // HTTP measures: nginx backends on two ports, each proxy balancing both.
+    if (!found.nginx) {
+      note("no nginx: skipping the HTTP measures (req/s, new conns/s, latency, memory)");
+    } else {
+      const ports = [freePort(), freePort()];
+      await using backend = await startHttpBackends(found.nginx, dir, ports, settings.threads);
+      void backend;
+      for (let rep = 0; rep < settings.repeats; rep++) {
+        for (const name of peers) {
+          try {
+            await using peer = await startPeer(name, { ...base, backends: ports });
+            const figures = results[name]!;
+            if (found.wrk) {
+              const wrk = { port: peer.port, threads: settings.threads, close: false };
+              await runWrk(found.wrk, { ...wrk, connections: settings.wrkConns, durationSec: 1 });
+              const ka = await runWrk(found.wrk, {
+                ...wrk,
+                connections: settings.wrkConns,
+                durationSec: d,
+              });
+              keepBest(figures, "keepAliveRps", ka.requestsPerSec);
+              const nc = await runWrk(found.wrk, {
+                ...wrk,
+                connections: settings.wrkConns,
+                durationSec: d,
+                close: true,
+              });
+              keepBest(figures, "newConnRps", nc.requestsPerSec);
+              log(
+                `${name} run ${rep + 1}: keep-alive ${
+                  ka.requestsPerSec.toFixed(0)
+                } req/s (${ka.errors} errors), ` +
+                  `new conns ${nc.requestsPerSec.toFixed(0)}/s (${nc.errors} errors)`,
+              );
+              // Let TIME_WAIT sockets of the close run not crowd the next peer.
+              await sleep(200);
+            }
+            const lat = await measureLatency({
+              port: peer.port,
+              rate: settings.latencyRate,
+              connections: settings.latencyConns,
+              durationMs: d * 1000,
+            });
+            keepBest(figures, "latencyP50Ms", lat.p50);
+            keepBest(figures, "latencyP99Ms", lat.p99);
+            log(
+              `${name} run ${rep + 1}: latency p50 ${lat.p50.toFixed(3)} ms p99 ${
+                lat.p99.toFixed(3)
+              } ms`,
+            );
+          } catch (error) {
+            note(
+              `${name}: HTTP measures failed: ${error instanceof Error ? error.message : error}`,
+            );
+          }
+        }
+      }
+      if (!found.wrk) note("no wrk: skipped keep-alive and new-connection rates");
+
+      // Memory per idle connection, each proxy fresh.
+      for (const name of peers.filter((p) => p !== "direct")) {
+        try {
+          await using peer = await startPeer(name, { ...base, backends: ports });
+          // Warm up: let the proxy settle its allocations before the baseline.
+          await measureLatency({ port: peer.port, rate: 500, connections: 5, durationMs: 300 });
+          await sleep(300);
+          const mem = await idleMemory(
+            peer.port,
+            () => peer.pids(),
+            settings.idleConns,
+            settings.quick ? 500 : 1500,
+          );
+          results[name]!.idleBytesPerConn = mem.bytesPerConn;
+          log(
+            `${name}: ${mem.opened} idle conns: RSS ${mem.baseKiB} -> ${mem.loadedKiB} KiB, ` +
+              `${mem.bytesPerConn.toFixed(0)} B/conn`,
+          );
+        } catch (error) {
+          note(`${name}: memory measure failed: ${error instanceof Error ? error.message : error}`);
+        }
+      }
+    }
+
+    // Bulk throughput and CPU per GB: an iperf3 server as the only backend.
+    if (!found.iperf3) {
+      note("no iperf3: skipping bulk throughput and CPU per GB");
+    } else {
+      const port = freePort();
+      await using iperf = await startIperfServer(found.iperf3, port);
+      void iperf;
+      for (let rep = 0; rep < settings.repeats; rep++) {
+        for (const name of peers) {
+          try {
+            await using peer = await startPeer(name, { ...base, backends: [port] });
+            const figures = results[name]!;
+            const cpu0 = cpuSeconds(peer.pids());
+            const up = await runIperf(found.iperf3, peer.port, d, false);
+            const down = await runIperf(found.iperf3, peer.port, d, true);
+            const cpu = cpuSeconds(peer.pids()) - cpu0;
+            keepBest(figures, "bulkUpGbps", up.bitsPerSec / 1e9);
+            keepBest(figures, "bulkDownGbps", down.bitsPerSec / 1e9);
+            if (name !== "direct") {
+              keepBest(figures, "cpuSecPerGB", cpu / ((up.bytes + down.bytes) / 1e9));
+            }
+            log(
+              `${name} run ${rep + 1}: bulk up ${(up.bitsPerSec / 1e9).toFixed(2)} down ${
+                (down.bitsPerSec / 1e9).toFixed(2)
+              } Gbit/s, ${cpu.toFixed(2)} cpu-s`,
+            );
+          } catch (error) {
+            note(`${name}: bulk measure failed: ${error instanceof Error ? error.message : error}`);
+          }
+        }
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+
+  const date = new Date();
+  const report = buildReport(
+    date,
+    box,
+    { ...settings, lbArgs, lbBinary: lbBinary ?? null },
+    results,
+    notes,
+  );
+  console.log(
+    `\nlb bench ${report.date} — ${box.cores} cores, ${box.cpuModel}, ${box.kernel}, deno ${box.deno}` +
+      ` (${settings.quick ? "quick" : "full"}, best of ${settings.repeats}, ${
+        ((Date.now() - started) / 1000).toFixed(0)
+      }s)\n`,
+  );
+  console.log(formatTable(results, peers));
+  console.log(
+    `\nlatency: ${settings.latencyRate} req/s over ${settings.latencyConns} keep-alive connections, ` +
+      `from the scheduled send time; memory: ${settings.idleConns} idle connections.`,
+  );
+  if (!values["no-write"]) {
+    const out = new URL("./results/", import.meta.url);
+    Deno.mkdirSync(out, { recursive: true });
+    const name = reportName(date) + (settings.quick ? "-quick" : "");
+    Deno.writeTextFileSync(new URL(`${name}.json`, out), JSON.stringify(report, null, 2) + "\n");
+    Deno.writeTextFileSync(
+      new URL(`${name}.svg`, out),
+      svgChart(report.ratios, `lb ratios — ${report.date} (${box.cores} cores, ${box.cpuModel})`),
+    );
+    console.log(`\nwrote bench/results/${name}.json and .svg`);
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,197 @@
+/**
+ * The bench's results: a table with lb's ratio to each peer, the JSON record,
+ * and an SVG bar chart of the ratios. Pure functions on fixed inputs.
+ * @module
+ */
+import type { PeerName } from "./peers.ts";
+
+/** One figure the bench measures. */
+export interface Measure {
+  key: MeasureKey;
+  label: string;
+  unit: string;
+  /** Whether a larger figure is better (rates) or a smaller one (latency, memory, CPU). */
+  better: "higher" | "lower";
+}
+
+/** Every measure, in table order. */
+export const MEASURES = [
+  { key: "keepAliveRps", label: "keep-alive req/s", unit: "req/s", better: "higher" },
+  { key: "newConnRps", label: "new conns/s", unit: "conn/s", better: "higher" },
+  { key: "bulkUpGbps", label: "bulk client→server", unit: "Gbit/s", better: "higher" },
+  { key: "bulkDownGbps", label: "bulk server→client", unit: "Gbit/s", better: "higher" },
+  { key: "latencyP50Ms", label: "latency p50", unit: "ms", better: "lower" },
+  { key: "latencyP99Ms", label: "latency p99", unit: "ms", better: "lower" },
+  { key: "idleBytesPerConn", label: "memory / idle conn", unit: "bytes", better: "lower" },
+  { key: "cpuSecPerGB", label: "CPU per GB moved", unit: "cpu-s/GB", better: "lower" },
+] as const satisfies readonly { key: string; label: string; unit: string; better: string }[];
+
+/** A measure's key. */
+export type MeasureKey = typeof MEASURES[number]["key"];
+
+/** Figures of one peer; null is not measured (tool missing, not applicable, or failed). */
+export type Figures = Partial<Record<MeasureKey, number | null>>;
+
+/** Every peer's figures. */
+export type Results = Partial<Record<PeerName, Figures>>;
+
+/** lb's figure divided by a peer's, per measure and peer; null when either is missing or zero. */
+export type Ratios = Partial<Record<MeasureKey, Partial<Record<PeerName, number | null>>>>;
+
+/** Peers lb is compared with. */
+export const COMPARED: readonly PeerName[] = ["haproxy", "nginx", "direct"];
+
+/** lb ÷ peer for every measure (a ratio above 1 is better for "higher" measures, below 1 for "lower"). */
+export function ratios(results: Results): Ratios {
+  const out: Ratios = {};
+  for (const { key } of MEASURES) {
+    const row: Partial<Record<PeerName, number | null>> = {};
+    const mine = results.lb?.[key];
+    for (const peer of COMPARED) {
+      const theirs = results[peer]?.[key];
+      row[peer] = typeof mine === "number" && typeof theirs === "number" && theirs > 0
+        ? mine / theirs
+        : null;
+    }
+    out[key] = row;
+  }
+  return out;
+}
+
+/** A figure for the table: 3 significant digits, "-" when missing. */
+export function formatFigure(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "-";
+  if (Math.abs(value) >= 1000) return Math.round(value).toString();
+  return Number(value.toPrecision(3)).toString();
+}
+
+function pad(cells: string[], widths: number[]): string {
+  return cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))
+    .join("  ");
+}
+
+/** The side-by-side table: absolute figures of each peer, then lb's ratios. */
+export function formatTable(results: Results, peers: readonly PeerName[]): string {
+  const r = ratios(results);
+  const header = ["measure", ...peers, ...COMPARED.map((p) => `lb/${p}`), "better"];
+  const rows = MEASURES.map((m) => [
+    `${m.label} (${m.unit})`,
+    ...peers.map((p) => formatFigure(results[p]?.[m.key])),
+    ...COMPARED.map((p) => {
+      const v = r[m.key]?.[p];
+      return v === null || v === undefined ? "-" : `${v.toFixed(2)}x`;
+    }),
+    m.better,
+  ]);
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i]!.length)));
+  return [pad(header, widths), ...rows.map((row) => pad(row, widths))].join("\n");
+}
+
+/** The machine a run was on. */
+export interface Machine {
+  cores: number;
+  cpuModel: string;
+  kernel: string;
+  deno: string;
+}
+
+/** What the bench writes to `bench/results/`. */
+export interface Report {
+  date: string;
+  machine: Machine;
+  /** How it was run: quick or full, durations, counts. */
+  settings: Record<string, unknown>;
+  results: Results;
+  ratios: Ratios;
+  /** Why a peer or measure was skipped. */
+  notes: string[];
+}
+
+/** The JSON record of one run. */
+export function buildReport(
+  date: Date,
+  machine: Machine,
+  settings: Record<string, unknown>,
+  results: Results,
+  notes: string[],
+): Report {
+  return { date: date.toISOString(), machine, settings, results, ratios: ratios(results), notes };
+}
+
+/** A file name for a run at `date`: `2026-11-27T00-17-34Z`. */
+export function reportName(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
+}
+
+const COLORS: Partial<Record<PeerName, string>> = {
+  haproxy: "#3b7dd8",
+  nginx: "#2e9e5b",
+  direct: "#999999",
+};
+
+function escapeXml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+/**
+ * A horizontal bar chart of lb's ratio to each peer, one group per measure, on
+ * a log2 axis centred on 1× (clamped to 1/16×–16×); labels say which side is better.
+ */
+export function svgChart(r: Ratios, title: string): string {
+  const rowH = 14;
+  const groupH = rowH * COMPARED.length + 12;
+  const left = 220;
+  const width = 760;
+  const plotW = width - left - 90;
+  const top = 50;
+  const height = top + MEASURES.length * groupH + 40;
+  const maxLog = 4;
+  const x = (ratio: number) =>
+    left + plotW / 2 + (Math.max(-maxLog, Math.min(maxLog, Math.log2(ratio))) / maxLog) * plotW / 2;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  COMPARED.forEach((peer, i) => {
+    parts.push(
+      `<rect x="${left + i * 110}" y="30" width="10" height="10" fill="${COLORS[peer]}"/>`,
+      `<text x="${left + i * 110 + 14}" y="39">lb / ${peer}</text>`,
+    );
+  });
+  for (const tick of [1 / 16, 1 / 4, 1, 4, 16]) {
+    const tx = x(tick);
+    parts.push(
+      `<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${height - 30}" stroke="${
+        tick === 1 ? "black" : "#ddd"
+      }"/>`,
+      `<text x="${tx}" y="${height - 16}" text-anchor="middle">${
+        tick < 1 ? `1/${1 / tick}` : tick
+      }×</text>`,
+    );
+  }
+  MEASURES.forEach((m, g) => {
+    const gy = top + g * groupH;
+    parts.push(
+      `<text x="10" y="${gy + groupH / 2}">${escapeXml(m.label)} (${m.better} is better)</text>`,
+    );
+    COMPARED.forEach((peer, i) => {
+      const value = r[m.key]?.[peer];
+      const y = gy + i * rowH;
+      if (value === null || value === undefined || !(value > 0)) {
+        parts.push(`<text x="${x(1) + 4}" y="${y + 10}" fill="#999">n/a</text>`);
+        return;
+      }
+      const x0 = Math.min(x(1), x(value));
+      const w = Math.max(1, Math.abs(x(value) - x(1)));
+      parts.push(
+        `<rect x="${x0.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 2}" fill="${
+          COLORS[peer]
+        }"/>`,
+        `<text x="${Math.max(x(1), x(value)) + 4}" y="${y + 10}">${value.toFixed(2)}×</text>`,
+      );
+    });
+  });
+  parts.push("</svg>", "");
+  return parts.join("\n");
+}

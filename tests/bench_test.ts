@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { settingsFor } from "../bench/bench.ts";
+import { parseIperf } from "../bench/iperf.ts";
+import { percentile, responseLength } from "../bench/latency.ts";
+import { parseCpuModel } from "../bench/machine.ts";
+import { haproxyConfig, nginxHttpConfig, nginxStreamConfig } from "../bench/peers.ts";
+import { parseStat, parseVmRss } from "../bench/proc.ts";
+import {
+  buildReport,
+  formatFigure,
+  formatTable,
+  ratios,
+  reportName,
+  type Results,
+  svgChart,
+} from "../bench/report.ts";
+import { installHint } from "../bench/tools.ts";
+import { parseWrk, wrkArgs } from "../bench/wrk.ts";
+
+const WRK_OUTPUT = `Running 5s test @ http://127.0.0.1:8080/
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   1.01ms  512.00us  12.00ms   90.00%
+    Req/Sec    25.00k     1.00k   27.00k    70.00%
+  250000 requests in 5.00s, 30.00MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 5
+Requests/sec:  50000.12
+Transfer/sec:      6.00MB
+`;
+
+Deno.test("parseWrk reads the rate and sums socket errors and non-2xx", () => {
+  assert.deepEqual(parseWrk(WRK_OUTPUT), { requestsPerSec: 50000.12, errors: 15 });
+  assert.deepEqual(parseWrk("Requests/sec: 10.5\n"), { requestsPerSec: 10.5, errors: 0 });
+  assert.throws(() => parseWrk("wrk: connection refused"), SyntaxError);
+});
+
+Deno.test("wrkArgs adds Connection: close only for the new-connection run", () => {
+  const base = { port: 9, connections: 50, threads: 2, durationSec: 5 };
+  const keep = wrkArgs({ ...base, close: false });
+  const close = wrkArgs({ ...base, close: true });
+  assert(!keep.includes("Connection: close"));
+  assert(close.includes("Connection: close"));
+  assert(close.includes("-c50") && close.includes("-d5s") && close.includes("-t2"));
+  assert.deepEqual(close.at(-1), "http://127.0.0.1:9/");
+});
+
+Deno.test("parseIperf reads the receiver totals and rejects errors", () => {
+  const doc = { end: { sum_received: { bits_per_second: 8e9, bytes: 5e9 } } };
+  assert.deepEqual(parseIperf(JSON.stringify(doc)), { bitsPerSec: 8e9, bytes: 5e9 });
+  assert.throws(() => parseIperf(JSON.stringify({ error: "busy" })), SyntaxError);
+  assert.throws(() => parseIperf("{}"), SyntaxError);
+});
+
+Deno.test("percentile takes the nearest rank and rejects bad input", () => {
+  const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.deepEqual(percentile(sorted, 50), 50);
+  assert.deepEqual(percentile(sorted, 99), 99);
+  assert.deepEqual(percentile(sorted, 100), 100);
+  assert.deepEqual(percentile([7], 0), 7);
+  assert.throws(() => percentile([], 50), RangeError);
+  assert.throws(() => percentile([1], 101), RangeError);
+});
+
+Deno.test("responseLength waits for the headers and the Content-Length body", () => {
+  const enc = new TextEncoder();
+  const full = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  assert.deepEqual(responseLength(enc.encode(full)), full.length);
+  assert.deepEqual(responseLength(enc.encode(full.slice(0, -1))), undefined);
+  assert.deepEqual(responseLength(enc.encode("HTTP/1.1 200 OK\r\n")), undefined);
+  assert.deepEqual(responseLength(enc.encode(full + "HTTP/1.1")), full.length);
+});
+
+Deno.test("parseVmRss and parseStat read /proc texts, names with spaces included", () => {
+  assert.deepEqual(parseVmRss("Name:\tdeno\nVmRSS:\t   51234 kB\nThreads: 9\n"), 51234);
+  assert.deepEqual(parseVmRss("Name:\tkthreadd\n"), 0);
+  const stat = "1234 (a (weird) name) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9";
+  assert.deepEqual(parseStat(stat), { ppid: 77, cpuTicks: 300 });
+  assert.throws(() => parseStat("garbage"), SyntaxError);
+});
+
+Deno.test("parseCpuModel finds the model name line", () => {
+  assert.deepEqual(parseCpuModel("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"), "AMD EPYC 7B13");
+  assert.deepEqual(parseCpuModel(""), "unknown");
+});
+
+Deno.test("haproxyConfig is mode tcp with nbthread and every backend", () => {
+  const cfg = haproxyConfig({ port: 9000, backends: [9001, 9002], threads: 2 });
+  assert.match(cfg, /^\s*mode tcp$/m);
+  assert.match(cfg, /^\s*nbthread 2$/m);
+  assert.match(cfg, /^\s*bind 127\.0\.0\.1:9000$/m);
+  assert.match(cfg, /server b0 127\.0\.0\.1:9001/);
+  assert.match(cfg, /server b1 127\.0\.0\.1:9002/);
+});
+
+Deno.test("nginxStreamConfig loads the stream module and proxies to the upstreams", () => {
+  const cfg = nginxStreamConfig({
+    port: 9000,
+    backends: [9001, 9002],
+    threads: 2,
+    dir: "/tmp/x",
+    workers: 2,
+    modulePath: "/m/ngx_stream_module.so",
+  });
+  assert(cfg.startsWith("load_module /m/ngx_stream_module.so;"));
+  assert.match(cfg, /worker_processes 2;/);
+  assert.match(cfg, /daemon off;/);
+  assert.match(cfg, /listen 127\.0\.0\.1:9000;/);
+  assert.match(cfg, /server 127\.0\.0\.1:9001;\n\s*server 127\.0\.0\.1:9002;/);
+  assert.match(cfg, /pid \/tmp\/x\/nginx\.pid;/);
+});
+
+Deno.test("nginxHttpConfig answers 200 ok on every port without logging", () => {
+  const cfg = nginxHttpConfig({ dir: "/tmp/y", workers: 1, ports: [8001, 8002] });
+  assert.match(cfg, /listen 127\.0\.0\.1:8001;\n\s*listen 127\.0\.0\.1:8002;/);
+  assert.match(cfg, /return 200 "ok";/);
+  assert.match(cfg, /access_log off;/);
+  assert(!cfg.includes("load_module"));
+});
+
+Deno.test("installHint names the Debian packages of missing tools, once each", () => {
+  assert.deepEqual(installHint([]), undefined);
+  const hint = installHint(["nginx", "nginxStream", "wrk"]);
+  assert.match(hint!, /apt-get install nginx-light libnginx-mod-stream wrk$/);
+});
+
+Deno.test("settingsFor keeps --quick short and sizes threads to the cores", () => {
+  const quick = settingsFor(true, 2);
+  const full = settingsFor(false, 4);
+  assert(quick.durationSec <= 1 && quick.repeats === 1);
+  assert(full.durationSec > quick.durationSec && full.idleConns > quick.idleConns);
+  assert.deepEqual(full.threads, 4);
+});
+
+const RESULTS: Results = {
+  direct: { keepAliveRps: 100_000, latencyP99Ms: 1, idleBytesPerConn: null },
+  haproxy: { keepAliveRps: 40_000, latencyP99Ms: 4, idleBytesPerConn: 3400 },
+  nginx: { keepAliveRps: 50_000, latencyP99Ms: 2, idleBytesPerConn: 0 },
+  lb: { keepAliveRps: 60_000, latencyP99Ms: 2, idleBytesPerConn: 6800 },
+};
+
+Deno.test("ratios divides lb by each peer and leaves missing or zero as null", () => {
+  const r = ratios(RESULTS);
+  assert.deepEqual(r.keepAliveRps, { haproxy: 1.5, nginx: 1.2, direct: 0.6 });
+  assert.deepEqual(r.latencyP99Ms, { haproxy: 0.5, nginx: 1, direct: 2 });
+  assert.deepEqual(r.idleBytesPerConn, { haproxy: 2, nginx: null, direct: null });
+  assert.deepEqual(r.newConnRps, { haproxy: null, nginx: null, direct: null });
+});
+
+Deno.test("formatTable shows figures, ratios and dashes for what is missing", () => {
+  const table = formatTable(RESULTS, ["direct", "haproxy", "nginx", "lb"]);
+  const lines = table.split("\n");
+  assert.deepEqual(lines.length, 9);
+  assert.match(lines[0]!, /^measure\s+direct\s+haproxy\s+nginx\s+lb\s+lb\/haproxy\s+lb\/nginx/);
+  assert.match(
+    table,
+    /keep-alive req\/s \(req\/s\)\s+100000\s+40000\s+50000\s+60000\s+1\.50x\s+1\.20x\s+0\.60x\s+higher/,
+  );
+  assert.match(table, /new conns\/s \(conn\/s\)(\s+-)+\s+higher/);
+  assert.deepEqual(formatFigure(0.123456), "0.123");
+  assert.deepEqual(formatFigure(null), "-");
+});
+
+Deno.test("buildReport records machine, date and ratios as JSON that round-trips", () => {
+  const date = new Date("2026-11-27T00:17:34.123Z");
+  const machine = { cores: 2, cpuModel: "AMD EPYC", kernel: "linux 6.1", deno: "2.9.6" };
+  const report = buildReport(date, machine, { quick: true }, RESULTS, ["note"]);
+  const back = JSON.parse(JSON.stringify(report));
+  assert.deepEqual(back.date, "2026-11-27T00:17:34.123Z");
+  assert.deepEqual(back.machine, machine);
+  assert.deepEqual(back.ratios.keepAliveRps.haproxy, 1.5);
+  assert.deepEqual(reportName(date), "2026-11-27T00-17-34Z");
+});
+
+Deno.test("svgChart draws one bar per known ratio and marks the rest n/a", () => {
+  const svg = svgChart(ratios(RESULTS), "title <&>");
+  assert(svg.startsWith("<svg"));
+  assert(svg.trimEnd().endsWith("</svg>"));
+  assert(svg.includes("title &lt;&amp;&gt;"));
+  // keep-alive (3 ratios), p99 (3), idle (1): 7 bars, plus 3 legend swatches and the background.
+  assert.deepEqual(svg.match(/<rect /g)?.length, 7 + 3 + 1);
+  assert(svg.includes("1.50×") && svg.includes("n/a"));
+});
