@@ -45,7 +45,8 @@ import { ConfigError } from "./errors.ts";
  */
 export function stripJsonComments(text: string): string {
   const out = text.split("");
-  let lastComma = -1; // index of a comma seen with only blanks/comments after it
+  let lastComma = -1; // index of a comma after a value, with only blanks/comments since
+  let previous = ""; // the last character outside comments and blanks
   let i = 0;
   const blank = (from: number, to: number) => {
     for (let k = from; k < to; k++) if (out[k] !== "\n" && out[k] !== "\r") out[k] = " ";
@@ -54,6 +55,7 @@ export function stripJsonComments(text: string): string {
     const c = text[i]!;
     if (c === '"') {
       lastComma = -1;
+      previous = c;
       for (i++; i < text.length && text[i] !== '"'; i++) {
         if (text[i] === "\\") i++;
       }
@@ -69,9 +71,10 @@ export function stripJsonComments(text: string): string {
       blank(i, to);
       i = to;
     } else {
-      if (c === ",") lastComma = i;
+      if (c === ",") lastComma = "{[,:".includes(previous) ? -1 : i;
       else if ((c === "]" || c === "}") && lastComma !== -1) out[lastComma] = " ";
       if (!/\s/.test(c) && c !== ",") lastComma = -1;
+      if (!/\s/.test(c)) previous = c;
       i++;
     }
   }
@@ -116,11 +119,12 @@ export async function loadConfigFile(path: string): Promise<Config> {
  */
 export function parseConfigText(text: string, source: string): Config {
   let data: unknown;
+  const json = stripJsonComments(text);
   try {
-    data = JSON.parse(stripJsonComments(text));
+    data = JSON.parse(json);
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`${source}: not valid JSON: ${why}${_lineOf(text, why)}`, {
+    throw new ConfigError(`${source}: not valid JSON: ${_where(text, json, why)}`, {
       cause: error,
     });
   }
@@ -134,12 +138,34 @@ export function parseConfigText(text: string, source: string): Config {
   }
 }
 
-/** Adds ` (line N)` when V8 gave only a position. */
-function _lineOf(text: string, message: string): string {
-  if (/line \d+/.test(message)) return "";
-  const at = /position (\d+)/.exec(message);
-  if (!at) return "";
-  return ` (line ${text.slice(0, Number(at[1])).split("\n").length})`;
+/**
+ * V8's message, with the line and column of the error when V8 names none
+ * ("Unexpected token"): found as the shortest prefix of `json` that already
+ * fails for a reason other than ending early.
+ */
+function _where(text: string, json: string, message: string): string {
+  if (/line \d+/.test(message)) return message;
+  const failsWithin = (length: number) => {
+    try {
+      JSON.parse(json.slice(0, length));
+      return false;
+    } catch (error) {
+      const why = error instanceof Error ? error.message : "";
+      const at = /position (\d+)/.exec(why);
+      if (at) return Number(at[1]) < length;
+      return !/Unexpected end/.test(why);
+    }
+  };
+  let low = 0;
+  let high = json.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (failsWithin(mid)) high = mid;
+    else low = mid + 1;
+  }
+  const before = text.slice(0, Math.max(0, low - 1)).split("\n");
+  const short = message.replace(/, (\.\.\.)?".*$/s, "");
+  return `${short} (line ${before.length} column ${before.at(-1)!.length + 1})`;
 }
 
 type Json = Record<string, unknown>;
