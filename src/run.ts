@@ -3,6 +3,7 @@ import { formatHostPort } from "./address.ts";
 import { Admin } from "./admin.ts";
 import { defaultConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
+import { checkFdLimit } from "./fd_limit.ts";
 import { loadConfigFile } from "./config_file.ts";
 import { applyFlags, type Flags, parseFlags, USAGE, validateConfig } from "./flags.ts";
 import { Lb } from "./lb.ts";
@@ -61,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const logger = new Logger();
+  checkFdLimit(config.maxConns, logger);
   let accessLog: AccessLog;
   try {
     accessLog = await AccessLog.open({ format: config.log, file: config.logFile });
