@@ -1,0 +1,78 @@
+/**
+ * lb in front of the seed's real Flask backends (Debian's python3-flask).
+ * Ignored, with the reason printed, where /usr/bin/python3 cannot import flask.
+ * @module
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { httpGet } from "../backends/http_get.ts";
+import { startLb } from "../support/lb_process.ts";
+import { freePort, LOOPBACK, waitUntil } from "./_helpers.ts";
+
+const PYTHON = "/usr/bin/python3";
+const BACKENDS_DIR = new URL("../backends/", import.meta.url).pathname;
+
+function flaskMissing(): string | undefined {
+  try {
+    const { code, stderr } = new Deno.Command(PYTHON, {
+      args: ["-c", "import flask"],
+      stdout: "null",
+    }).outputSync();
+    if (code === 0) return undefined;
+    return `${PYTHON} cannot import flask: ${
+      new TextDecoder().decode(stderr).trim().split("\n").pop()
+    }`;
+  } catch (error) {
+    return `${PYTHON} cannot run: ${error instanceof Error ? error.message : error}`;
+  }
+}
+
+const missing = flaskMissing();
+if (missing) console.log(`flask_test ignored: ${missing} (apt-get install python3-flask)`);
+
+Deno.test({
+  name: `lb balances real Flask backends round robin${missing ? ` (ignored: ${missing})` : ""}`,
+  ignore: missing !== undefined,
+  async fn() {
+    const ports = [freePort(), freePort(), freePort()];
+    const flasks = ports.map((port) =>
+      new Deno.Command(PYTHON, {
+        args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
+        cwd: BACKENDS_DIR,
+        env: { FLASK_APP: "httpd.py", MSG: `hello from server on port ${port}` },
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn()
+    );
+    try {
+      for (const port of ports) {
+        await waitUntil(
+          () => httpGet(port).then(() => true, () => false),
+          `flask on port ${port}`,
+          20_000,
+        );
+      }
+      await using lb = await startLb([
+        "-f",
+        `${LOOPBACK}:0`,
+        "--health-interval",
+        "0",
+        ...ports.flatMap((p) => ["-p", String(p)]),
+      ]);
+      const answers: string[] = [];
+      for (let i = 0; i < 6; i++) answers.push(await httpGet(lb.port));
+      assertEquals(
+        new Set(answers.slice(0, 3)),
+        new Set(ports.map((p) => `hello from server on port ${p}`)),
+      );
+      assertEquals(answers.slice(3), answers.slice(0, 3));
+    } finally {
+      for (const flask of flasks) {
+        try {
+          flask.kill("SIGTERM");
+        } catch { /* exited */ }
+      }
+      await Promise.all(flasks.map((f) => f.status));
+    }
+  },
+});
