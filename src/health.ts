@@ -105,7 +105,8 @@ export class HealthChecker {
   /**
    * @param backends The backends to check now; called every round.
    * @param health Where results go.
-   * @param config `interval` (0: `start` does nothing) and `timeout`, ms.
+   * @param config `interval` (0: `start` does nothing) and `timeout`, ms; read
+   * at every round, so a change made in place applies from the next one.
    */
   constructor(
     backends: () => Iterable<Backend>,
