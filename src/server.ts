@@ -93,6 +93,8 @@ export class Frontend {
         // Already closed.
       }
     }
+    // A loop waiting on a full gate would otherwise wait for a connection to end.
+    this.#ctx.gate.release();
     await this.#accepting;
   }
 

@@ -368,3 +368,73 @@ Deno.test("lb on SIGTERM stops accepting, lets an open connection finish, exits 
   const status = await withTimeout(lb.status, 10_000, "lb to exit");
   assertEquals(status.code, 0);
 });
+
+Deno.test("lb on SIGTERM exits after --drain-timeout even while --max-conns is reached", async () => {
+  await using echo = startEchoServer();
+  await using lb = await startLb([
+    ...FRONT,
+    "--max-conns",
+    "1",
+    "--drain-timeout",
+    "500ms",
+    ...backendArgs(echo.port),
+  ]);
+  using client = await connect(lb.port);
+  await writeAll(client, encoder.encode("hold"));
+  assertEquals(decoder.decode(await readExactly(client, 4)), "hold");
+  lb.child.kill("SIGTERM");
+  const status = await withTimeout(lb.status, 10_000, "lb to exit while full");
+  assertEquals(status.code, 0);
+  assertEquals((await readAll(client).catch(() => new Uint8Array())).length, 0);
+});
+
+Deno.test("lb keeps accepting after running out of file descriptors", async () => {
+  await using echo = startEchoServer();
+  const denoArgs = ["run", "--allow-net", "--allow-read", MAIN];
+  const lbArgs = [...FRONT, ...backendArgs(echo.port)];
+  const quoted = [Deno.execPath(), ...denoArgs, ...lbArgs].map((a) => `'${a}'`).join(" ");
+  // A low descriptor limit: a burst of clients exhausts it (accept fails with EMFILE).
+  await using lb = await startLb(["-c", `ulimit -n 64 && exec ${quoted}`], { binary: "/bin/sh" });
+  const clients: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 80; i++) clients.push(await connect(lb.port));
+    await lb.waitFor(/accept: .*(Too many open files|os error 24)/i, 10_000);
+  } finally {
+    for (const client of clients) closeQuietly(client);
+  }
+  await waitUntil(() => echo.open === 0, "the burst to end");
+  for (let i = 0; i < 3; i++) {
+    using client = await connect(lb.port);
+    await writeAll(client, encoder.encode(`still here ${i}`));
+    await client.closeWrite();
+    assertEquals(
+      decoder.decode(await withTimeout(readAll(client), 10_000, "echo after EMFILE")),
+      `still here ${i}`,
+    );
+  }
+});
+
+Deno.test("lb listens on and dials IPv6 loopback", async (t) => {
+  let v6: Deno.TcpListener;
+  try {
+    v6 = Deno.listen({ hostname: "::1", port: 0 });
+  } catch (error) {
+    t.step({ name: `ignored: no ::1 here (${error})`, ignore: true, fn() {} });
+    return;
+  }
+  v6.close();
+  await using echo = startTcpServer(async (conn) => {
+    await writeAll(conn, encoder.encode((conn.localAddr as Deno.NetAddr).hostname));
+  }, "::1");
+  await using lb = await startLb([
+    "-f",
+    "[::1]:0",
+    "--health-interval",
+    "0",
+    "-p",
+    `[::1]:${echo.port}`,
+  ]);
+  ok(lb.stderr.some((l) => l.includes(`listening on [::1]:${lb.port}`)), lb.stderr.join("\n"));
+  using client = await Deno.connect({ hostname: "::1", port: lb.port });
+  assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "answer")), "::1");
+});
