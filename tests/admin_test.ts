@@ -15,6 +15,7 @@ import {
   readExactly,
   startEchoServer,
   type TcpServer,
+  waitUntil,
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
@@ -59,6 +60,8 @@ async function oneEcho(port: number): Promise<void> {
   using conn = await Deno.connect({ hostname: LOOPBACK, port });
   await writeAll(conn, new Uint8Array([1, 2, 3]));
   assertEquals(await withTimeout(readExactly(conn, 3), 10_000, "echo"), new Uint8Array([1, 2, 3]));
+  await conn.closeWrite();
+  assertEquals(await withTimeout(conn.read(new Uint8Array(1)), 10_000, "EOF"), null);
 }
 
 Deno.test("handle answers 405 with Allow for a wrong method and 404 for an unknown path", async () => {
@@ -213,6 +216,8 @@ Deno.test("GET /stats describes frontends and backends as JSON", async () => {
   const admin = await adminPort(lb);
   await oneEcho(lb.port);
   await oneEcho(lb.port);
+  // The client sees EOF a moment before lb has finished its bookkeeping.
+  await waitUntil(async () => (await stats(admin)).frontends[0]!.active === 0, "0 active");
   const snap = await stats(admin);
   assert(snap.uptimeSeconds >= 0 && snap.rssBytes > 0);
   assert(Number.isFinite(Date.parse(snap.startedAt)));

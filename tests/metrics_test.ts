@@ -270,6 +270,12 @@ Deno.test("GET /metrics counts connections and bytes per frontend and backend, l
   const sizes = [10, 2000, 70_000, 5, 123_456, 1];
   for (const size of sizes) await echoThrough(lb.port, size);
   const sent = sizes.reduce((x, y) => x + y, 0);
+  // The client sees EOF a moment before lb has finished its bookkeeping.
+  await waitUntil(async () => {
+    const m = await scrape(admin);
+    return value(m, "lb_frontend_connection_duration_seconds_count", { frontend: "main" }) ===
+      sizes.length;
+  }, "every connection to finish");
 
   // One connection left open mid-stream: counted as active, its bytes already visible.
   using open = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
