@@ -13,7 +13,7 @@ export async function dial(addr: HostPort, timeoutMs: number): Promise<Deno.TcpC
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new Deno.errors.TimedOut(`connect timed out after ${timeoutMs}ms`)),
-    timeoutMs,
+    Math.min(timeoutMs, 2 ** 31 - 1), // past that a timer fires at once
   );
   try {
     const conn = await Deno.connect({

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { parseDuration } from "../src/duration.ts";
+import { MAX_DURATION, parseDuration } from "../src/duration.ts";
 import { ConfigError } from "../src/errors.ts";
 
 Deno.test("parseDuration reads ms, s, m and h", () => {
@@ -29,4 +29,18 @@ Deno.test("parseDuration rejects what is not a duration, naming the field", () =
   for (const bad of [-1, NaN, Infinity]) {
     assertThrows(() => parseDuration(bad, "--x"), ConfigError, `accepted ${bad}`);
   }
+});
+
+Deno.test("parseDuration rejects durations past what a timer can wait (about 596h)", () => {
+  assertEquals(parseDuration("596h", "--x"), 596 * 3_600_000);
+  assertEquals(parseDuration(`${MAX_DURATION}ms`, "--x"), MAX_DURATION);
+  for (const bad of ["597h", "1000h", `${MAX_DURATION + 1}ms`, "99999999999999999999s"]) {
+    assertThrows(
+      () => parseDuration(bad, "--connect-timeout"),
+      (error: unknown) =>
+        error instanceof ConfigError && error.message.includes("--connect-timeout"),
+      `accepted ${bad}`,
+    );
+  }
+  assertThrows(() => parseDuration(3e6, "--x"), ConfigError);
 });
