@@ -1,5 +1,6 @@
 /**
- * `deno task bench [--quick] [--peers lb,haproxy,...] [--workers N] [--lb-binary PATH]`:
+ * `deno task bench [--quick] [--peers lb,haproxy,...] [--only http,memory,bulk] [--workers N]
+ * [--lb-binary PATH] [--no-write]`:
  * the same loopback traffic through lb, HAProxy (`mode tcp`), nginx `stream`
  * and the direct path, one table of figures and lb's ratios, JSON and SVG in
  * `bench/results/`. Installs nothing; skips what is missing.
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
       workers: { type: "string" },
       "lb-binary": { type: "string" },
       "no-write": { type: "boolean" },
+      only: { type: "string" },
     },
   });
   const started = Date.now();
@@ -133,16 +135,20 @@ async function main(): Promise<void> {
     lbDenoFlags,
   };
   const d = settings.durationSec;
+  const only = values.only?.split(",");
+  const doing = (part: "http" | "memory" | "bulk") => !only || only.includes(part);
 
   try {
     // HTTP measures: nginx backends on two ports, each proxy balancing both.
-    if (!found.nginx) {
+    if (!doing("http") && !doing("memory")) {
+      // Skipped by --only.
+    } else if (!found.nginx) {
       note("no nginx: skipping the HTTP measures (req/s, new conns/s, latency, memory)");
     } else {
       const ports = [freePort(), freePort()];
       await using backend = await startHttpBackends(found.nginx, dir, ports, settings.threads);
       void backend;
-      for (let rep = 0; rep < settings.repeats; rep++) {
+      for (let rep = 0; rep < (doing("http") ? settings.repeats : 0); rep++) {
         for (const name of peers) {
           try {
             await using peer = await startPeer(name, { ...base, backends: ports });
@@ -195,7 +201,7 @@ async function main(): Promise<void> {
       if (!found.wrk) note("no wrk: skipped keep-alive and new-connection rates");
 
       // Memory per idle connection, each proxy fresh.
-      for (const name of peers.filter((p) => p !== "direct")) {
+      for (const name of peers.filter((p) => p !== "direct" && doing("memory"))) {
         try {
           await using peer = await startPeer(name, { ...base, backends: ports });
           // Warm up: let the proxy settle its allocations before the baseline.
@@ -219,7 +225,9 @@ async function main(): Promise<void> {
     }
 
     // Bulk throughput and CPU per GB: an iperf3 server as the only backend.
-    if (!found.iperf3) {
+    if (!doing("bulk")) {
+      // Skipped by --only.
+    } else if (!found.iperf3) {
       note("no iperf3: skipping bulk throughput and CPU per GB");
     } else {
       const port = freePort();
