@@ -209,6 +209,27 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
   equal(lb.stderr.filter((l) => /is up/.test(l)).length, 1, lb.stderr.join("\n"));
 });
 
+Deno.test("lb with no traffic takes a killed backend down only after `fall` failed checks", async () => {
+  await using a = new NamedBackend("a");
+  await using b = new NamedBackend("b");
+  await using lb = await startLb([
+    ...lbArgs(a, b),
+    "--health-interval",
+    "300ms",
+    "--fall",
+    "3",
+  ]);
+  await waitUntil(() => a.accepted >= 2, "two checks of a");
+  const killed = Date.now();
+  await a.kill();
+  const down = await lb.waitFor(new RegExp(`backend ${LOOPBACK}:${a.port} is down`), 10_000);
+  assert(/3 failures in a row, last: check: /.test(down), down);
+  // The third failed check comes two intervals after the first one at the earliest.
+  assert(logTime(down) - killed >= 500, `down ${logTime(down) - killed}ms after the kill`);
+  equal(await hello(lb.port), "b");
+  equal(lb.stderr.filter((l) => /is (down|up)/.test(l)).length, 1, lb.stderr.join("\n"));
+});
+
 Deno.test("lb never opens more than a backend's maxconn, even for a burst", async () => {
   await using a = new NamedBackend("a");
   await using b = new NamedBackend("b");
