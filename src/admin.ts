@@ -91,7 +91,7 @@ export async function handle(request: Request, options: AdminOptions): Promise<R
       if (crossSite(request)) return json(403, { error: "cross-site request refused" });
       if (path === "/reload") return await reload(options);
       return backendAction(
-        decodeURIComponent(action![1]!),
+        _decode(action![1]!),
         action![2] as "drain" | "enable",
         url,
         options,
@@ -159,6 +159,15 @@ function crossSite(request: Request): boolean {
     return new URL(origin).host !== request.headers.get("host");
   } catch {
     return true;
+  }
+}
+
+/** Decodes a path segment; a malformed one becomes a name no backend has. */
+function _decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
   }
 }
 

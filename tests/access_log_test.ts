@@ -255,3 +255,25 @@ Deno.test("lb --log-file that cannot be opened exits 1 with one line", async () 
   assert(error, "lb started although its log file cannot be opened");
   assertMatch(error?.message ?? "", /lb: cannot open access log \/nonexistent\/dir\/lb\.log: /);
 });
+
+Deno.test("lb --log json records drained for a connection still open when the drain ends", async () => {
+  await using echo = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(echo.port),
+    "--log",
+    "json",
+    "--drain-timeout",
+    "300ms",
+  ]);
+  using conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+  await writeAll(conn, new Uint8Array(3));
+  await readExactly(conn, 3);
+  assertEquals((await lb.stop()).code, 0);
+  assertEquals(await withTimeout(conn.read(new Uint8Array(1)), 10_000, "close"), null);
+  const entries = parseJsonLines(lb.stdout);
+  assertEquals(entries.map((e) => [e.end, e.bytesIn, e.bytesOut]), [["drained", 3, 3]]);
+  assert(entries[0]!.durationMs >= 250, `duration ${entries[0]!.durationMs}ms`);
+});

@@ -75,6 +75,7 @@ Deno.test("handle answers 405 with Allow for a wrong method and 404 for an unkno
     ["GET", "/nope", 404, null],
     ["POST", "/backends/127.0.0.1%3A8101/explode", 404, null],
     ["POST", "/backends/10.0.0.9%3A80/drain", 404, null],
+    ["POST", "/backends/%E0%A4%A/drain", 404, null],
   ];
   for (const [method, path, status, allow] of cases) {
     const response = await handle(new Request(`http://127.0.0.1${path}`, { method }), opts);
