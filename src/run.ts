@@ -62,6 +62,13 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const logger = new Logger();
+  // SIGHUP re-reads the config file (flags still override it). Registered
+  // before the first await: Deno only starts listening once the event loop
+  // turns, and a SIGHUP right after "listening on" must not be lost.
+  let reloadable: Lb | undefined = undefined;
+  Deno.addSignalListener("SIGHUP", () => {
+    if (reloadable) void reloadFromFile(reloadable, flags.config, flags);
+  });
   checkFdLimit(config.maxConns, logger);
   let accessLog: AccessLog;
   try {
@@ -83,13 +90,13 @@ export async function run(args: string[]): Promise<number> {
     await accessLog.close();
     return 1;
   }
-  // SIGHUP and POST /reload re-read the config file; flags still override it.
+  reloadable = lb;
+  // POST /reload on the admin port.
   const reload = async () => {
     const result = await reloadFromFile(lb, flags.config, flags);
     if (!result.ok) throw new Error(result.message);
     return result.message;
   };
-  Deno.addSignalListener("SIGHUP", () => void reloadFromFile(lb, flags.config, flags));
   let admin: Admin | undefined;
   try {
     if (config.admin) admin = Admin.start(config.admin, { lb, metrics, logger, reload });
