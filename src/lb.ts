@@ -256,8 +256,10 @@ export class Lb {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#stopping = true;
-    await this.#reloading;
-    await Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
+    // Listeners close before the first await: stopped accepting when this returns.
+    const stopped = Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
+    await this.#reloading; // a reload in flight has committed: its listeners are closed too
+    await stopped;
     this.gate.release();
     const deadline = Date.now() + drainMs;
     if (this.open > 0) {

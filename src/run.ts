@@ -117,6 +117,9 @@ export async function run(args: string[]): Promise<number> {
     Deno.exit(1);
   };
   for (const signal of signals) Deno.addSignalListener(signal, again);
+  // Deno closes a listener's socket once its pending accept has ended: wait
+  // for that, so that "stopped accepting" is true when it is logged.
+  await Promise.all(lb.frontends.map((frontend) => frontend.stop()));
   logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
   await lb.shutdown(lb.config.drainTimeout);
   await admin?.shutdown();
