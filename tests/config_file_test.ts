@@ -6,6 +6,7 @@ import {
 } from "node:assert/strict";
 import { loadConfigFile, parseConfigText, stripJsonComments } from "../src/config_file.ts";
 import { defaultConfig } from "../src/config.ts";
+import { STRATEGY_NAMES } from "../src/balancer/mod.ts";
 import { ConfigError } from "../src/errors.ts";
 import { applyFlags, parseFlags, validateConfig } from "../src/flags.ts";
 
@@ -308,4 +309,195 @@ Deno.test("main --config without --check refuses an invalid file with exit 2", a
   } finally {
     await Deno.remove(path);
   }
+});
+
+// The JSON Schema for editors, checked against the examples and the loader.
+
+type Schema = Record<string, unknown>;
+
+const SCHEMA_PATH = new URL("../lb.schema.json", import.meta.url);
+const EXAMPLES = new URL("../examples/", import.meta.url);
+const ANNOTATIONS = ["$schema", "$id", "title", "description", "default", "definitions"];
+
+/**
+ * Validates `value` against the subset of JSON Schema (draft-07) that
+ * lb.schema.json uses; throws on a keyword outside it, so the subset stays honest.
+ *
+ * @returns Problems found, each naming the path.
+ */
+function validate(root: Schema, schema: Schema, value: unknown, path = "$"): string[] {
+  const problems: string[] = [];
+  for (const [keyword, arg] of Object.entries(schema)) {
+    if (ANNOTATIONS.includes(keyword)) continue;
+    switch (keyword) {
+      case "$ref": {
+        const name = /^#\/definitions\/(.+)$/.exec(arg as string)?.[1];
+        const target = (root.definitions as Record<string, Schema>)[name ?? ""];
+        if (!target) throw new Error(`unresolved $ref ${arg}`);
+        problems.push(...validate(root, target, value, path));
+        break;
+      }
+      case "type": {
+        const types = Array.isArray(arg) ? arg : [arg];
+        if (!types.some((t) => typeOf(value, t))) {
+          problems.push(`${path}: not ${types.join(" or ")}`);
+        }
+        break;
+      }
+      case "enum":
+        if (!(arg as unknown[]).includes(value)) problems.push(`${path}: not one of ${arg}`);
+        break;
+      case "minimum":
+        if (typeof value === "number" && value < (arg as number)) {
+          problems.push(`${path}: below ${arg}`);
+        }
+        break;
+      case "maximum":
+        if (typeof value === "number" && value > (arg as number)) {
+          problems.push(`${path}: above ${arg}`);
+        }
+        break;
+      case "minLength":
+        if (typeof value === "string" && value.length < (arg as number)) {
+          problems.push(`${path}: shorter than ${arg}`);
+        }
+        break;
+      case "pattern":
+        if (typeof value === "string" && !new RegExp(arg as string, "u").test(value)) {
+          problems.push(`${path}: does not match ${arg}`);
+        }
+        break;
+      case "required":
+        if (isObject(value)) {
+          for (const key of arg as string[]) {
+            if (!(key in value)) problems.push(`${path}: ${key} is required`);
+          }
+        }
+        break;
+      case "properties":
+        if (isObject(value)) {
+          for (const [key, sub] of Object.entries(arg as Record<string, Schema>)) {
+            if (key in value) problems.push(...validate(root, sub, value[key], `${path}.${key}`));
+          }
+        }
+        break;
+      case "additionalProperties":
+        if (arg !== false) throw new Error("only additionalProperties: false is supported");
+        if (isObject(value)) {
+          const known = Object.keys((schema.properties ?? {}) as Schema);
+          for (const key of Object.keys(value)) {
+            if (!known.includes(key)) problems.push(`${path}: unknown property ${key}`);
+          }
+        }
+        break;
+      case "items":
+        if (Array.isArray(value)) {
+          value.forEach((item, i) =>
+            problems.push(...validate(root, arg as Schema, item, `${path}[${i}]`))
+          );
+        }
+        break;
+      case "anyOf": {
+        const branches = (arg as Schema[]).map((sub) => validate(root, sub, value, path));
+        if (branches.every((b) => b.length > 0)) {
+          problems.push(`${path}: matches no alternative (${branches.flat().join("; ")})`);
+        }
+        break;
+      }
+      default:
+        throw new Error(`schema keyword ${keyword} is outside the tested subset`);
+    }
+  }
+  return problems;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function typeOf(value: unknown, type: unknown): boolean {
+  switch (type) {
+    case "object":
+      return isObject(value);
+    case "array":
+      return Array.isArray(value);
+    case "integer":
+      return Number.isInteger(value);
+    case "null":
+      return value === null;
+    case "string":
+    case "number":
+    case "boolean": {
+      const actual: string = typeof value;
+      return actual === type;
+    }
+    default:
+      throw new Error(`schema type ${type} is outside the tested subset`);
+  }
+}
+
+async function loadSchema(): Promise<Schema> {
+  return JSON.parse(await Deno.readTextFile(SCHEMA_PATH));
+}
+
+Deno.test("lb.schema.json accepts every example, and every example loads", async () => {
+  const schema = await loadSchema();
+  const names = [...Deno.readDirSync(EXAMPLES)].map((e) => e.name).filter((n) =>
+    n.endsWith(".json")
+  );
+  ok(names.includes("lb.json") && names.includes("multi.json"), names.join(", "));
+  for (const name of names) {
+    const url = new URL(name, EXAMPLES);
+    const text = await Deno.readTextFile(url);
+    assertEquals(validate(schema, schema, JSON.parse(stripJsonComments(text))), [], name);
+    const config = await loadConfigFile(url.pathname);
+    ok(config.frontends.length > 0, `${name} has frontends`);
+    validateConfig(config); // complete on its own, without flags
+  }
+});
+
+Deno.test("lb.schema.json and the loader agree on what is wrong", async () => {
+  const schema = await loadSchema();
+  const good = { listen: 8080, backends: [{ port: 8101 }] };
+  const bad: unknown[] = [
+    { frontends: [{ ...good, backends: [{ port: 70000 }] }] },
+    { frontends: [{ ...good, backends: [{ port: 8101, wieght: 2 }] }] },
+    { frontends: [{ ...good, backends: ["8101,heavy"] }] },
+    { frontends: [{ ...good, balance: "fastest" }] },
+    { frontends: [{ ...good, listen: "nowhere" }] },
+    { frontends: [{ backends: [{ port: 8101 }] }] },
+    { frontends: [{ ...good, name: "has space" }] },
+    { health: { interval: "2 seconds" } },
+    { health: { rise: 0 } },
+    { drainTimeout: -1 },
+    { log: "xml" },
+    { workers: 0 },
+    { maxConns: 1.5 },
+    { retries: "all" },
+    { admin: true },
+    { frontend: [] },
+  ];
+  for (const config of bad) {
+    const text = JSON.stringify(config);
+    ok(validate(schema, schema, config).length > 0, `schema accepts ${text}`);
+    configError(() => parseConfigText(text, "lb.json"));
+  }
+  const fine: unknown[] = [
+    {},
+    { frontends: [good], retries: null, admin: null, logFile: null },
+    { frontends: [{ ...good, backends: ["[::1]:8101,weight=2,backup", "8102,maxconn=5"] }] },
+    { health: { interval: 0, timeout: "250ms" }, drainTimeout: 0.5, idleTimeout: "1h" },
+    { admin: "[::1]:9090", retries: 0 },
+  ];
+  for (const config of fine) {
+    assertEquals(validate(schema, schema, config), [], JSON.stringify(config));
+    parseConfigText(JSON.stringify(config), "lb.json");
+  }
+});
+
+Deno.test("lb.schema.json lists exactly the strategies lb knows", async () => {
+  const schema = await loadSchema();
+  const frontend = (schema.definitions as Record<string, Schema>).frontend!;
+  const balance = (frontend.properties as Record<string, Schema>).balance!;
+  assertEquals([...(balance.enum as string[])].sort(), [...STRATEGY_NAMES].sort());
 });
