@@ -35,6 +35,8 @@ Options:
   -v, --version                print the version
 
 Durations: 500ms, 2s, 5m, 1h.
+Signals: SIGHUP re-reads --config (flags still override it, a bad file is
+refused and the running config kept); SIGTERM stops accepting and drains.
 
 Examples:
   lb -f 8080 -p 8101 -p 8102 -p 8103

@@ -140,7 +140,8 @@ export class Lb {
    * the running config is untouched then.
    */
   reload(config: Config): Promise<string> {
-    const next = this.#reloading.then(() => this.#reload(config));
+    const copy = structuredClone(config); // the caller's objects are never shared with lb
+    const next = this.#reloading.then(() => this.#reload(copy));
     this.#reloading = next.catch(() => {});
     return next;
   }
@@ -256,7 +257,6 @@ export class Lb {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#stopping = true;
-    // Listeners close before the first await: stopped accepting when this returns.
     const stopped = Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
     await this.#reloading; // a reload in flight has committed: its listeners are closed too
     await stopped;

@@ -50,7 +50,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     stderrSink(`lb: ${error.message}`);
-    if (error.showUsage) stderrSink(`\n${USAGE}`);
+    if (error.showUsage && !fromFile) stderrSink(`\n${USAGE}`);
     else if (!fromFile) stderrSink("Run lb --help for usage.");
     return 2;
   }

@@ -400,3 +400,24 @@ Deno.test("planPool changes nothing until apply", () => {
   ok(plan.pool.backends[0] === one);
   assertEquals(plan.pool.backends.map((b) => b.id), ["127.0.0.1:1", "127.0.0.1:3"]);
 });
+
+Deno.test("Lb.reload turns active health checks on and off", async () => {
+  await using a = namedBackend("A");
+  const config = configOf(`{"health": {"interval": 0}, "frontends": [
+    {"name": "web", "listen": "${LOOPBACK}:0", "backends": [{"port": ${a.port}}]}]}`);
+  const lb = Lb.start(structuredClone(config), new Logger(() => {}));
+  try {
+    assertEquals(lb.checker.running, false);
+    const on = structuredClone(config);
+    on.health = { interval: 50, timeout: 1000, rise: 1, fall: 1 };
+    await lb.reload(on);
+    assertEquals(lb.checker.running, true);
+    const backend = lb.frontends[0]!.pool.backends[0]!;
+    await waitUntil(() => backend.lastCheckMs >= 0, "a health check after the reload");
+    assertEquals(lb.config.health.interval, 50);
+    await lb.reload(config);
+    assertEquals(lb.checker.running, false);
+  } finally {
+    await lb.shutdown(0);
+  }
+});
