@@ -3,10 +3,18 @@ export interface Meter {
   bytes: number;
 }
 
-/** First read buffer: small, so an idle connection holds little memory. */
-export const MIN_BUFFER = 4 * 1024;
-/** Largest read buffer, reached by doubling while reads fill the buffer. */
+/** Read buffer of an idle or lightly used direction: small, so an idle connection holds little memory. */
+export const MIN_BUFFER = 1024;
+/** Read buffer while reads keep filling the small one; taken from a shared free list and given back. */
 export const MAX_BUFFER = 64 * 1024;
+
+/** Large buffers not in use, reused instead of allocated (at most `SPARE_MAX`, 1 MiB). */
+const spare: Uint8Array<ArrayBuffer>[] = [];
+const SPARE_MAX = 16;
+
+function release(buf: Uint8Array<ArrayBuffer>): void {
+  if (spare.length < SPARE_MAX) spare.push(buf);
+}
 
 /**
  * Copies bytes from `src` to `dst` until `src` ends, then half-closes `dst`
@@ -20,16 +28,27 @@ export const MAX_BUFFER = 64 * 1024;
  * or the socket closed under it); the caller closes both sockets then.
  */
 export async function pump(src: Deno.Conn, dst: Deno.Conn, meter: Meter): Promise<void> {
-  let buf = new Uint8Array(MIN_BUFFER);
-  for (;;) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    meter.bytes += n;
-    for (let written = 0; written < n;) {
-      written += await dst.write(buf.subarray(written, n));
+  const small = new Uint8Array(MIN_BUFFER);
+  let buf = small;
+  try {
+    for (;;) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      meter.bytes += n;
+      for (let written = 0; written < n;) {
+        written += await dst.write(buf.subarray(written, n));
+      }
+      // A full read means more is waiting: read into a large buffer. A short
+      // one means the socket is drained: give the large buffer back while idle.
+      if (n === buf.length) {
+        if (buf === small) buf = spare.pop() ?? new Uint8Array(MAX_BUFFER);
+      } else if (buf !== small) {
+        release(buf);
+        buf = small;
+      }
     }
-    // A full read means more is waiting: grow, up to MAX_BUFFER.
-    if (n === buf.length && buf.length < MAX_BUFFER) buf = new Uint8Array(buf.length * 2);
+  } finally {
+    if (buf !== small) release(buf);
   }
   await dst.closeWrite();
 }
