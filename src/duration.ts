@@ -28,7 +28,10 @@ export function parseDuration(value: string | number, field: string): number {
     if (match) ms = Math.round(Number(match[1]) * (UNITS[match[2] ?? "s"] ?? 1000));
   }
   if (ms >= 0 && ms <= MAX_DURATION) return ms;
+  if (ms > MAX_DURATION) {
+    throw new ConfigError(`${field} must be at most 596h: got ${JSON.stringify(value)}`);
+  }
   throw new ConfigError(
-    `${field} must be a duration like 500ms, 2s or 5m, at most 596h: got ${JSON.stringify(value)}`,
+    `${field} must be a duration like 500ms, 2s or 5m: got ${JSON.stringify(value)}`,
   );
 }

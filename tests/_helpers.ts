@@ -159,10 +159,24 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Open file descriptors of a process (Linux `/proc`), or undefined where unavailable. */
+/**
+ * Open file descriptors of a process (Linux `/proc`), or undefined where
+ * unavailable. Without `--allow-all` Deno refuses to read `/proc`, so this
+ * falls back to listing it with `ls` (needs `--allow-run`).
+ */
 export function countFds(pid: number): number | undefined {
   try {
     return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+  } catch {
+    // Denied or absent: ask ls.
+  }
+  try {
+    const { code, stdout } = new Deno.Command("ls", {
+      args: ["-1", `/proc/${pid}/fd`],
+      stderr: "null",
+    }).outputSync();
+    if (code !== 0) return undefined;
+    return new TextDecoder().decode(stdout).split("\n").filter((l) => l !== "").length;
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { Session } from "../src/session.ts";
-import { tcpPair } from "./_helpers.ts";
+import { tcpPair, withTimeout } from "./_helpers.ts";
 
 Deno.test("Session names the client and starts open", async () => {
   const [peer, client] = await tcpPair();
@@ -25,6 +25,7 @@ Deno.test("Session.abort closes both sockets once and keeps the first reason", a
   ok(session.closed);
   assertEquals(session.end, "timeout");
   // Both peers see the close.
-  assertEquals(await clientPeer.read(new Uint8Array(1)), null);
-  assertEquals(await backendPeer.read(new Uint8Array(1)), null);
+  const closed = (peer: Deno.Conn) => withTimeout(peer.read(new Uint8Array(1)), 5000, "close");
+  assertEquals(await closed(clientPeer), null);
+  assertEquals(await closed(backendPeer), null);
 });
