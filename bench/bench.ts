@@ -24,11 +24,13 @@ import { cpuSeconds } from "./proc.ts";
 import {
   buildReport,
   type Figures,
+  formatScale,
   formatTable,
   type MeasureKey,
   MEASURES,
   reportName,
   type Results,
+  type ScalePoint,
   svgChart,
 } from "./report.ts";
 import { findTools, installHint } from "./tools.ts";
@@ -41,8 +43,8 @@ export interface Settings {
   durationSec: number;
   /** Runs of each load measure per peer; the best is kept (neighbours share the machine). */
   repeats: number;
-  /** Idle connections for the memory measure. */
-  idleConns: number;
+  /** Idle connections for the memory measure (the last, largest count is the table's figure). */
+  idleConns: number[];
   /** Fixed request rate of the latency measure, over `latencyConns` connections. */
   latencyRate: number;
   latencyConns: number;
@@ -56,7 +58,7 @@ export function settingsFor(quick: boolean, cores: number): Settings {
     quick,
     durationSec: quick ? 1 : 5,
     repeats: quick ? 1 : 2,
-    idleConns: quick ? 500 : 4000,
+    idleConns: quick ? [500] : [1000, 4000],
     latencyRate: 1000,
     latencyConns: 10,
     wrkConns: 50,
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
   note(`lb: ${lbBinary ?? "deno run main.ts"} ${lbArgs.join(" ")}`.trim());
 
   const results: Results = {};
+  const scale: Partial<Record<PeerName, ScalePoint[]>> = {};
   for (const peer of peers) results[peer] = {};
   const dir = Deno.makeTempDirSync({ prefix: "lb-bench-" });
   const base: Omit<PeerOptions, "backends"> = {
@@ -201,7 +204,10 @@ async function main(): Promise<void> {
       if (!found.wrk) note("no wrk: skipped keep-alive and new-connection rates");
 
       // Memory per idle connection, each proxy fresh.
-      for (const name of peers.filter((p) => p !== "direct" && doing("memory"))) {
+      const idle = peers.filter((p) => p !== "direct" && doing("memory"));
+      for (
+        const [name, count] of idle.flatMap((p) => settings.idleConns.map((n) => [p, n] as const))
+      ) {
         try {
           await using peer = await startPeer(name, { ...base, backends: ports });
           // Warm up: let the proxy settle its allocations before the baseline.
@@ -210,13 +216,19 @@ async function main(): Promise<void> {
           const mem = await idleMemory(
             peer.port,
             () => peer.pids(),
-            settings.idleConns,
+            count,
             settings.quick ? 500 : 1500,
           );
           results[name]!.idleBytesPerConn = mem.bytesPerConn;
+          (scale[name] ??= []).push({
+            conns: mem.opened,
+            bytesPerConn: mem.bytesPerConn,
+            rssKiB: mem.loadedKiB,
+            fds: mem.loadedFds,
+          });
           log(
             `${name}: ${mem.opened} idle conns: RSS ${mem.baseKiB} -> ${mem.loadedKiB} KiB, ` +
-              `${mem.bytesPerConn.toFixed(0)} B/conn`,
+              `${mem.bytesPerConn.toFixed(0)} B/conn, fds ${mem.baseFds} -> ${mem.loadedFds}`,
           );
         } catch (error) {
           note(`${name}: memory measure failed: ${error instanceof Error ? error.message : error}`);
@@ -238,9 +250,17 @@ async function main(): Promise<void> {
           try {
             await using peer = await startPeer(name, { ...base, backends: [port] });
             const figures = results[name]!;
+            // The readiness probe reached the iperf3 server too: let it reset.
+            await sleep(300);
             const cpu0 = cpuSeconds(peer.pids());
-            const up = await runIperf(found.iperf3, peer.port, d, false);
-            const down = await runIperf(found.iperf3, peer.port, d, true);
+            const iperf = (reverse: boolean) =>
+              runIperf(found.iperf3!, peer.port, d, reverse).catch(async (error) => {
+                note(`${name}: iperf3 failed once (${error.message}), retried`);
+                await sleep(500);
+                return runIperf(found.iperf3!, peer.port, d, reverse);
+              });
+            const up = await iperf(false);
+            const down = await iperf(true);
             const cpu = cpuSeconds(peer.pids()) - cpu0;
             keepBest(figures, "bulkUpGbps", up.bitsPerSec / 1e9);
             keepBest(figures, "bulkDownGbps", down.bitsPerSec / 1e9);
@@ -279,8 +299,10 @@ async function main(): Promise<void> {
   console.log(formatTable(results, peers));
   console.log(
     `\nlatency: ${settings.latencyRate} req/s over ${settings.latencyConns} keep-alive connections, ` +
-      `from the scheduled send time; memory: ${settings.idleConns} idle connections.`,
+      `from the scheduled send time; memory: ${settings.idleConns.at(-1)} idle connections ` +
+      `(RSS growth of a fresh proxy's process tree, cold).\n`,
   );
+  console.log(formatScale(scale));
   if (!values["no-write"]) {
     const out = new URL("./results/", import.meta.url);
     Deno.mkdirSync(out, { recursive: true });

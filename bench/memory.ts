@@ -4,7 +4,7 @@
  * @module
  */
 import { sleep } from "./net.ts";
-import { rssKiB } from "./proc.ts";
+import { fdCount, rssKiB } from "./proc.ts";
 
 /** What {@link idleMemory} measured. */
 export interface IdleMemoryResult {
@@ -15,6 +15,9 @@ export interface IdleMemoryResult {
   loadedKiB: number;
   /** Connections that opened. */
   opened: number;
+  /** File descriptors of the proxy's processes before and with the connections open. */
+  baseFds: number;
+  loadedFds: number;
 }
 
 /**
@@ -31,6 +34,7 @@ export async function idleMemory(
   settleMs: number,
 ): Promise<IdleMemoryResult> {
   const baseKiB = rssKiB(pids());
+  const baseFds = fdCount(pids());
   const conns: Deno.TcpConn[] = [];
   try {
     const batch = 100;
@@ -48,11 +52,14 @@ export async function idleMemory(
     }
     await sleep(settleMs);
     const loadedKiB = rssKiB(pids());
+    const loadedFds = fdCount(pids());
     return {
       bytesPerConn: ((loadedKiB - baseKiB) * 1024) / conns.length,
       baseKiB,
       loadedKiB,
       opened: conns.length,
+      baseFds,
+      loadedFds,
     };
   } finally {
     for (const conn of conns) conn.close();

@@ -87,3 +87,16 @@ export function cpuSeconds(pids: number[]): number {
   }
   return ticks / CLK_TCK;
 }
+
+/** Open file descriptors summed over `pids` (entries of `/proc/PID/fd`). */
+export function fdCount(pids: number[]): number {
+  let count = 0;
+  for (const pid of pids) {
+    try {
+      for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) count++;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return count;
+}

@@ -105,6 +105,31 @@ export interface Report {
   ratios: Ratios;
   /** Why a peer or measure was skipped. */
   notes: string[];
+  /** How idle cost grows with the number of connections, per proxy. */
+  scale: Partial<Record<PeerName, ScalePoint[]>>;
+}
+
+/** One idle-connection count: RSS and descriptors of the proxy with that many open. */
+export interface ScalePoint {
+  conns: number;
+  bytesPerConn: number;
+  rssKiB: number;
+  fds: number;
+}
+
+/** The scale table: per proxy and idle-connection count, bytes per connection, RSS and fds. */
+export function formatScale(scale: Partial<Record<PeerName, ScalePoint[]>>): string {
+  const lines = ["idle conns  proxy    B/conn   RSS MiB    fds"];
+  for (const [peer, points] of Object.entries(scale)) {
+    for (const p of points ?? []) {
+      lines.push(
+        `${String(p.conns).padStart(10)}  ${peer.padEnd(7)} ${
+          String(Math.round(p.bytesPerConn)).padStart(7)
+        } ${(p.rssKiB / 1024).toFixed(1).padStart(9)} ${String(p.fds).padStart(6)}`,
+      );
+    }
+  }
+  return lines.join("\n");
 }
 
 /** The JSON record of one run. */
@@ -114,8 +139,17 @@ export function buildReport(
   settings: Record<string, unknown>,
   results: Results,
   notes: string[],
+  scale: Partial<Record<PeerName, ScalePoint[]>> = {},
 ): Report {
-  return { date: date.toISOString(), machine, settings, results, ratios: ratios(results), notes };
+  return {
+    date: date.toISOString(),
+    machine,
+    settings,
+    results,
+    ratios: ratios(results),
+    notes,
+    scale,
+  };
 }
 
 /** A file name for a run at `date`: `2026-11-27T00-17-34Z`. */

@@ -8,6 +8,7 @@ import { parseStat, parseVmRss } from "../bench/proc.ts";
 import {
   buildReport,
   formatFigure,
+  formatScale,
   formatTable,
   ratios,
   reportName,
@@ -128,7 +129,7 @@ Deno.test("settingsFor keeps --quick short and sizes threads to the cores", () =
   const quick = settingsFor(true, 2);
   const full = settingsFor(false, 4);
   assert(quick.durationSec <= 1 && quick.repeats === 1);
-  assert(full.durationSec > quick.durationSec && full.idleConns > quick.idleConns);
+  assert(full.durationSec > quick.durationSec && full.idleConns.at(-1)! > quick.idleConns.at(-1)!);
   assert.deepEqual(full.threads, 4);
 });
 
@@ -180,4 +181,18 @@ Deno.test("svgChart draws one bar per known ratio and marks the rest n/a", () =>
   // keep-alive (3 ratios), p99 (3), idle (1): 7 bars, plus 3 legend swatches and the background.
   assert.deepEqual(svg.match(/<rect /g)?.length, 7 + 3 + 1);
   assert(svg.includes("1.50×") && svg.includes("n/a"));
+});
+
+Deno.test("formatScale lists each proxy's idle points with bytes, MiB and fds", () => {
+  const text = formatScale({
+    haproxy: [{ conns: 1000, bytesPerConn: 3374.4, rssKiB: 20480, fds: 2010 }],
+    lb: [
+      { conns: 1000, bytesPerConn: 19000, rssKiB: 65536, fds: 2030 },
+      { conns: 4000, bytesPerConn: 18000, rssKiB: 131072, fds: 8030 },
+    ],
+  });
+  const lines = text.split("\n");
+  assert.equal(lines.length, 4);
+  assert.match(lines[1]!, /^\s+1000  haproxy\s+3374\s+20\.0\s+2010$/);
+  assert.match(lines[3]!, /^\s+4000  lb\s+18000\s+128\.0\s+8030$/);
 });
