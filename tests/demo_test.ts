@@ -1,4 +1,5 @@
-import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
+import { httpGet } from "../backends/http_get.ts";
 import { freePort } from "./_helpers.ts";
 
 const DEMO = new URL("../demo.ts", import.meta.url).pathname;
@@ -31,4 +32,51 @@ Deno.test("demo --once prints 10 answers spread evenly over three backends", asy
     .map((m) => [Number(m[2]), Number(m[1])]);
   assertEquals(counts.map(([port]) => port).sort(), [...backends].sort(), what);
   assertEquals(counts.map(([, n]) => n).sort(), [3, 3, 4], what);
+});
+
+Deno.test("demo keeps serving after the requests until SIGINT, then stops lb and exits 0", async () => {
+  const frontend = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-run",
+      "--allow-read",
+      "--allow-env",
+      DEMO,
+      "--requests",
+      "3",
+      "--frontend",
+      String(frontend),
+      "--backends",
+      [freePort(), freePort(), freePort()].join(","),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let out = "";
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!out.includes("lb is serving on port") && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    ok(out.includes("lb is serving on port"), out);
+    // Still serving: a request through the demo's lb gets an answer.
+    ok((await httpGet(frontend)).startsWith("hello from server on port"));
+  } finally {
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+  }
+  const status = await child.status;
+  assertEquals(status.code, 0, `${out}\n${await stderr}`);
+  await rejects(httpGet(frontend), Deno.errors.ConnectionRefused);
 });
