@@ -290,3 +290,44 @@ export function startDuplexServer(data: Uint8Array): TcpServer {
     server.record(digest);
   });
 }
+
+/** A loopback port where connects hang (SYNs dropped). Dispose to free it. */
+export interface HangingPort extends Disposable {
+  readonly port: number;
+}
+
+/**
+ * Makes a port whose connects never complete, without leaving loopback: a
+ * listener that never accepts, with its accept queue filled. The kernel then
+ * drops new SYNs, so a connect hangs until its timeout.
+ *
+ * @returns The port, or undefined where the queue could not be filled
+ * (callers skip with a printed reason).
+ */
+export async function hangingPort(): Promise<HangingPort | undefined> {
+  const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const filler: Deno.TcpConn[] = [];
+  const release = () => {
+    for (const conn of filler) closeQuietly(conn);
+    closeQuietly(listener);
+  };
+  // Full once three connects in a row hang (one slow connect on a busy machine is not enough).
+  for (let hung = 0; hung < 3 && filler.length < 4096;) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 250);
+    try {
+      filler.push(await Deno.connect({ hostname: LOOPBACK, port, signal: controller.signal }));
+      hung = 0;
+    } catch {
+      hung++;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  if (filler.length >= 4096) {
+    release();
+    return undefined;
+  }
+  return { port, [Symbol.dispose]: release };
+}
