@@ -49,9 +49,10 @@ export async function run(args: string[]): Promise<number> {
     config = validateConfig(applyFlags(base, flags));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    stderrSink(`lb: ${error.message}`);
+    // One line (the usage text only where the seed printed it: no backends).
+    const hint = error.showUsage || fromFile ? "" : " (lb --help for usage)";
+    stderrSink(`lb: ${error.message}${hint}`);
     if (error.showUsage && !fromFile) stderrSink(`\n${USAGE}`);
-    else if (!fromFile) stderrSink("Run lb --help for usage.");
     return 2;
   }
   if (check) {

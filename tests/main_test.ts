@@ -313,6 +313,13 @@ Deno.test("lb rejects bad flags with one line on stderr and no stack trace", asy
     assertEquals(stdout, "", what);
   });
   ok(results[3]!.stderr.includes("Usage: lb"), "no backends prints the usage");
+  for (const i of [0, 1, 2]) {
+    assertEquals(
+      results[i]!.stderr.trim().split("\n").length,
+      1,
+      `one line:\n${results[i]!.stderr}`,
+    );
+  }
   const inUse = results[4]!.stderr.trim().split("\n");
   assertEquals(inUse.length, 1, `port in use: ${inUse.join("\n")}`);
 });
