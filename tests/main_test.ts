@@ -436,3 +436,12 @@ Deno.test("lb dials a backend given by host name (-p localhost:PORT)", async () 
   await client.closeWrite();
   assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "echo")), "by name");
 });
+
+Deno.test("lb on SIGINT (Ctrl-C) stops the same way and exits 0", async () => {
+  await using echo = startEchoServer();
+  await using lb = await startLb([...FRONT, ...backendArgs(echo.port)]);
+  lb.child.kill("SIGINT");
+  const status = await withTimeout(lb.status, 10_000, "lb to exit");
+  assertEquals(status.code, 0);
+  ok(lb.stderr.some((l) => /SIGINT: stopped accepting/.test(l)), lb.stderr.join("\n"));
+});

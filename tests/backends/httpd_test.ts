@@ -1,0 +1,59 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { httpGet } from "../../backends/http_get.ts";
+import { startBackends } from "../../backends/httpd.ts";
+import { freePort, waitUntil } from "../_helpers.ts";
+
+const HTTPD = new URL("../../backends/httpd.ts", import.meta.url).pathname;
+
+Deno.test("startBackends answers each port with its own message, on port 0 too", async () => {
+  await using backends = startBackends([0, 0], (port) => `hello from server on port ${port}`);
+  assertEquals(backends.ports.length, 2);
+  for (const port of backends.ports) {
+    assertEquals(await httpGet(port), `hello from server on port ${port}`);
+  }
+});
+
+/** Runs backends/httpd.ts as a program on `port` with only `env` (plus HOME, PATH, DENO_DIR). */
+async function answerOf(port: number, env: Record<string, string>): Promise<string> {
+  for (const name of ["HOME", "PATH", "DENO_DIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env = { [name]: value, ...env };
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", HTTPD, String(port)],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    let answer = "";
+    await waitUntil(
+      () => httpGet(port).then((body) => (answer = body, true), () => false),
+      `httpd.ts on port ${port}`,
+    );
+    return answer;
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+Deno.test("httpd.ts answers MSG from the environment, {port} filled in", async () => {
+  const port = freePort();
+  assertEquals(await answerOf(port, { MSG: "msg {port}" }), `msg ${port}`);
+});
+
+Deno.test("httpd.ts answers Hello, World! without MSG, like the seed's Flask app", async () => {
+  assertEquals(await answerOf(freePort(), {}), "Hello, World!");
+});
+
+Deno.test("httpd.ts without ports prints usage and exits 2", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", HTTPD],
+    stdin: "null",
+  }).output();
+  assertEquals(code, 2);
+  assertEquals(new TextDecoder().decode(stderr).startsWith("usage: httpd.ts"), true);
+});
