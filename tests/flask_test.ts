@@ -76,3 +76,75 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `backends/run_flask.sh starts one Flask backend per port and stops them on SIGTERM${
+    missing ? ` (ignored: ${missing})` : ""
+  }`,
+  ignore: missing !== undefined,
+  async fn() {
+    const ports = [freePort(), freePort()];
+    const launcher = new Deno.Command("bash", {
+      args: [`${BACKENDS_DIR}run_flask.sh`, ...ports.map(String)],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      for (const port of ports) {
+        await waitUntil(
+          () => httpGet(port).then(() => true, () => false),
+          `flask on port ${port}`,
+          20_000,
+        );
+        assertEquals(await httpGet(port), `hello from server on port ${port}`);
+      }
+    } finally {
+      launcher.kill("SIGTERM");
+      await launcher.status;
+    }
+    // The launcher takes its Flask processes with it.
+    for (const port of ports) {
+      await waitUntil(
+        () => httpGet(port).then(() => false, () => true),
+        `flask on port ${port} to stop`,
+        10_000,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: `backends/httpd.py answers Hello, World! without MSG${
+    missing ? ` (ignored: ${missing})` : ""
+  }`,
+  ignore: missing !== undefined,
+  async fn() {
+    const port = freePort();
+    const env: Record<string, string> = { FLASK_APP: "httpd.py" };
+    for (const name of ["PATH", "HOME", "LANG"]) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    }
+    const flask = new Deno.Command(PYTHON, {
+      args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
+      cwd: BACKENDS_DIR,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await waitUntil(
+        () => httpGet(port).then(() => true, () => false),
+        `flask on port ${port}`,
+        20_000,
+      );
+      assertEquals(await httpGet(port), "Hello, World!");
+    } finally {
+      flask.kill("SIGTERM");
+      await flask.status;
+    }
+  },
+});
