@@ -55,7 +55,7 @@ async function connectBackend(
     // the connects in flight (maxconn holds, leastconn spreads them).
     backend.active++;
     try {
-      const conn = await dial(backend.addr, ctx.connectTimeout);
+      const conn = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
       ctx.onConnect(backend, true);
       if (session.closed) { // aborted (shutdown) while dialling
         backend.active--;
@@ -67,6 +67,8 @@ async function connectBackend(
       return conn;
     } catch (error) {
       backend.active--;
+      // Cancelled (shutdown, idle sweep): not the backend's failure.
+      if (session.closed) return undefined;
       backend.connectFailures++;
       ctx.onConnect(backend, false, describe(error));
       ctx.logger.limited(
@@ -74,7 +76,6 @@ async function connectBackend(
         "proxy",
         `for incoming conn ${session.clientAddr}, error dialing ${backend.id}: ${describe(error)}`,
       );
-      if (session.closed) return undefined;
     }
   }
   ctx.logger.limited(

@@ -27,6 +27,7 @@ export class Session {
   idleMark = -1;
   idleSince = 0;
   #closed = false;
+  #closing = new AbortController();
 
   constructor(client: Deno.TcpConn, frontend: string) {
     this.client = client;
@@ -34,6 +35,11 @@ export class Session {
     const remote = client.remoteAddr as Deno.NetAddr;
     this.clientAddr = formatAddr(remote);
     this.clientHost = remote.hostname;
+  }
+
+  /** Aborts when the session closes: cancels a backend connect in flight. */
+  get signal(): AbortSignal {
+    return this.#closing.signal;
   }
 
   /** Whether both sockets are closed. */
@@ -51,6 +57,7 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(new Deno.errors.Interrupted("connection closed"));
     closeQuietly(this.client);
     if (this.upstream) closeQuietly(this.upstream);
   }

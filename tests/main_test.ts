@@ -445,3 +445,27 @@ Deno.test("lb on SIGINT (Ctrl-C) stops the same way and exits 0", async () => {
   assertEquals(status.code, 0);
   ok(lb.stderr.some((l) => /SIGINT: stopped accepting/.test(l)), lb.stderr.join("\n"));
 });
+
+Deno.test("lb on SIGTERM does not wait out a backend connect that hangs", async () => {
+  using hanging = await hangingPort();
+  if (!hanging) {
+    console.log("ignored in effect: could not fill a listen backlog on this machine");
+    return;
+  }
+  await using lb = await startLb([
+    ...FRONT,
+    "--connect-timeout",
+    "20s",
+    "--drain-timeout",
+    "300ms",
+    ...backendArgs(hanging.port),
+  ]);
+  using _client = await connect(lb.port);
+  await delay(300); // lb is dialling now
+  const started = Date.now();
+  lb.child.kill("SIGTERM");
+  const status = await withTimeout(lb.status, 15_000, "lb to exit");
+  const elapsed = Date.now() - started;
+  assertEquals(status.code, 0);
+  ok(elapsed < 5000, `exit took ${elapsed}ms, as if waiting for the 20s connect`);
+});

@@ -6,12 +6,14 @@ import { proxy, type ProxyContext } from "../src/proxy.ts";
 import { Session } from "../src/session.ts";
 import {
   freePort,
+  hangingPort,
   LOOPBACK,
   pseudoRandomBytes,
   readAll,
   sha256,
   startEchoServer,
   tcpPair,
+  withTimeout,
   writeAll,
 } from "./_helpers.ts";
 
@@ -95,4 +97,26 @@ Deno.test("proxy moves on to the next backend after a refused connect", async ()
   assertEquals(new TextDecoder().decode(await readAll(client)), "hi");
   await proxying;
   assertEquals(connects.map(([, ok]) => ok), [false, true]);
+});
+
+Deno.test("proxy aborted while dialling stops at once and blames no backend", async () => {
+  using hanging = await hangingPort();
+  if (!hanging) {
+    console.log("ignored in effect: could not fill a listen backlog on this machine");
+    return;
+  }
+  const { ctx, connects, lines } = context([hanging.port]);
+  ctx.connectTimeout = 20_000;
+  const [client, accepted] = await tcpPair();
+  using _client = client;
+  const session = new Session(accepted, "main");
+  const proxying = proxy(session, ctx);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  session.abort("drained");
+  await withTimeout(proxying, 5000, "proxy to return after abort");
+  assertEquals(session.end, "drained");
+  assertEquals(connects, []);
+  const backend = ctx.pool.backends[0]!;
+  assertEquals([backend.active, backend.connectFailures], [0, 0]);
+  assertEquals(lines.filter((l) => l.includes("error dialing")), []);
 });

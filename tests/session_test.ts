@@ -29,3 +29,12 @@ Deno.test("Session.abort closes both sockets once and keeps the first reason", a
   assertEquals(await closed(clientPeer), null);
   assertEquals(await closed(backendPeer), null);
 });
+
+Deno.test("Session.signal aborts when the session closes", async () => {
+  const [peer, client] = await tcpPair();
+  using _peer = peer;
+  const session = new Session(client, "main");
+  assertEquals(session.signal.aborted, false);
+  session.abort("drained");
+  assertEquals(session.signal.aborted, true);
+});
