@@ -139,9 +139,11 @@ export function applyFlags(base: Config, flags: Flags): Config {
   }
   const first = config.frontends[0]!;
   const frontend = str("frontend");
-  if (frontend !== undefined) first.listen = parseHostPort(frontend, "--frontend", "0.0.0.0", true);
+  if (frontend !== undefined) {
+    first.listen = parseHostPort(frontend, "-f/--frontend", "0.0.0.0", true);
+  }
   const backends = v.backend as string[] | undefined;
-  if (backends) first.backends = backends.map((b) => parseBackendSpec(b, "--backend"));
+  if (backends) first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));
   const balance = str("balance");
   if (balance !== undefined) first.balance = balance;
 

@@ -94,6 +94,11 @@ Deno.test("parseFlags rejects a flag missing its value and stray arguments", () 
   rejects(["--help=yes"], "--help");
 });
 
+Deno.test("applyFlags names both spellings of -f and -p in errors", () => {
+  rejects(["-f", "70000", "-p", "8101"], "-f/--frontend");
+  rejects(["-p", "70000"], "-p/--backend");
+});
+
 Deno.test("applyFlags rejects bad ports, naming the flag", () => {
   rejects(["-f", "70000", "-p", "8101"], "--frontend");
   rejects(["-f", "http", "-p", "8101"], "--frontend");
