@@ -7,6 +7,16 @@ import { describe as describeError } from "./proxy.ts";
 import { planPool, type PoolPlan, sameListen } from "./reload.ts";
 import { Frontend, type ServerContext, type SessionHook } from "./server.ts";
 
+/** With `--workers` above 1 every thread listens on the same ports (SO_REUSEPORT, `--unstable-net`). */
+function reuse(config: Config): { reusePort?: boolean } {
+  return config.workers > 1 ? { reusePort: true } : {};
+}
+
+/** Each of `workers` threads admits its share of `maxConns` (0, no limit, stays 0). */
+export function gateShare(maxConns: number, workers: number): number {
+  return maxConns > 0 && workers > 1 ? Math.ceil(maxConns / workers) : maxConns;
+}
+
 /** A running load balancer: its frontends and what they share. */
 export class Lb {
   /** The frontends accepting now; changed in place by `reload`. */
@@ -83,7 +93,7 @@ export class Lb {
    * listeners already opened are closed first.
    */
   static start(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
-    const gate = new Gate(config.maxConns);
+    const gate = new Gate(gateShare(config.maxConns, config.workers));
     const health = new Health(config.health, logger);
     const ctx = {
       gate,
@@ -97,7 +107,7 @@ export class Lb {
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        const listener = Deno.listen({ ...frontend.listen, transport: "tcp" });
+        const listener = Deno.listen({ ...frontend.listen, transport: "tcp", ...reuse(config) });
         frontends.push(new Frontend(frontend, listener, ctx));
       }
     } catch (error) {
@@ -160,7 +170,10 @@ export class Lb {
         const was = configured.get(frontend.name);
         if (!was || !sameListen(was.listen, frontend.listen)) {
           at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
-          opened.set(frontend.name, Deno.listen({ ...frontend.listen, transport: "tcp" }));
+          opened.set(
+            frontend.name,
+            Deno.listen({ ...frontend.listen, transport: "tcp", ...reuse(this.config) }),
+          );
         }
       }
     } catch (error) {
@@ -206,7 +219,7 @@ export class Lb {
       changes.push(`-frontend ${name} (${frontend.sessions.size} connection(s) draining)`);
     }
     this.frontends.splice(0, this.frontends.length, ...frontends);
-    this.gate.limit = next.maxConns;
+    this.gate.limit = gateShare(next.maxConns, this.config.workers);
     this.gate.release();
     if (next.idleTimeout !== this.config.idleTimeout) this.#startIdleSweep(next.idleTimeout);
     await this.#reconfigureHealth(next);

@@ -12,6 +12,7 @@ import { Logger, stderrSink } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { describe } from "./proxy.ts";
 import { VERSION } from "./version.ts";
+import { checkWorkers, Workers } from "./worker.ts";
 
 const encoder = new TextEncoder();
 
@@ -47,6 +48,7 @@ export async function run(args: string[]): Promise<number> {
     fromFile = flags.config !== undefined;
     const base = flags.config === undefined ? defaultConfig() : await loadConfigFile(flags.config);
     config = validateConfig(applyFlags(base, flags));
+    checkWorkers(config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // One line (the usage text only where the seed printed it: no backends).
@@ -108,6 +110,18 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
 
+  let workers: Workers | undefined;
+  if (config.workers > 1) {
+    try {
+      workers = await Workers.start(config, lb, args);
+    } catch (error) {
+      stderrSink(`lb: cannot start workers: ${describe(error)}`);
+      await lb.shutdown(0);
+      await accessLog.close();
+      return 1;
+    }
+  }
+
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const received = await new Promise<Deno.Signal>((resolve) => {
     for (const signal of signals) Deno.addSignalListener(signal, () => resolve(signal));
@@ -123,6 +137,7 @@ export async function run(args: string[]): Promise<number> {
   await Promise.all(lb.frontends.map((frontend) => frontend.stop()));
   logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
   await lb.shutdown(lb.config.drainTimeout);
+  await workers?.stopped(5000); // each drained beside us: allow a little more
   await admin?.shutdown();
   await accessLog.close();
   logger.log("lb", "stopped");
