@@ -280,6 +280,8 @@ Deno.test("lb returns to its baseline of file descriptors after a burst", async 
   await delay(100);
   ok(countFds(pid)! > baseline, "open connections show up as descriptors");
   for (const client of clients) client.close();
+  // Clients that leave before the backend connect completes.
+  for (let i = 0; i < 30; i++) (await connect(lb.port)).close();
   for (let i = 0; i < 30; i++) {
     const client = await connect(lb.port);
     await writeAll(client, new Uint8Array(32 * 1024));
@@ -468,4 +470,27 @@ Deno.test("lb on SIGTERM does not wait out a backend connect that hangs", async 
   const elapsed = Date.now() - started;
   assertEquals(status.code, 0);
   ok(elapsed < 5000, `exit took ${elapsed}ms, as if waiting for the 20s connect`);
+});
+
+Deno.test("lb closes the client when its backend resets mid-stream", async () => {
+  await using backend = startTcpServer(async (conn) => {
+    await readExactly(conn, 64 * 1024);
+    await delay(50);
+    conn.close(); // unread data: the kernel sends a RST
+  });
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  using client = await connect(lb.port);
+  const chunk = new Uint8Array(64 * 1024);
+  const sending = (async () => {
+    try {
+      for (let i = 0; i < 4096; i++) await writeAll(client, chunk); // bounded: 256 MiB
+      return "wrote everything";
+    } catch {
+      return "write failed";
+    }
+  })();
+  const reading = client.read(new Uint8Array(1)).then((n) => `read ${n}`, () => "read failed");
+  const [read, sent] = await withTimeout(Promise.all([reading, sending]), 20_000, "client end");
+  ok(read === "read null" || read === "read failed", read);
+  assertEquals(sent, "write failed");
 });
