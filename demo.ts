@@ -41,7 +41,13 @@ async function demo(args: string[]): Promise<number> {
   console.log(`backends: ${backends.ports.map((p) => `127.0.0.1:${p}`).join(", ")}`);
   const lbArgs = ["-f", values.frontend, ...backends.ports.flatMap((p) => ["-p", String(p)])];
   console.log(`lb ${lbArgs.join(" ")}`);
-  await using lb = await startLb(lbArgs, { echo: true });
+  // lb's own one-line reason (port in use, ...) is echoed above: no stack trace here.
+  const started = await startLb(lbArgs, { echo: true }).catch(() => undefined);
+  if (!started) {
+    console.error("demo: lb did not start");
+    return 1;
+  }
+  await using lb = started;
 
   const counts = new Map<string, number>();
   for (let i = 1; i <= requests; i++) {

@@ -80,3 +80,28 @@ Deno.test("demo keeps serving after the requests until SIGINT, then stops lb and
   assertEquals(status.code, 0, `${out}\n${await stderr}`);
   await rejects(httpGet(frontend), Deno.errors.ConnectionRefused);
 });
+
+Deno.test("demo whose frontend port is taken exits 1 with lb's one line, no stack trace", async () => {
+  using taken = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-run",
+      "--allow-read",
+      "--allow-env",
+      DEMO,
+      "--once",
+      "--frontend",
+      String((taken.addr as Deno.NetAddr).port),
+      "--backends",
+      "0,0,0",
+    ],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assertEquals(code, 1, text);
+  ok(/^lb: cannot listen on /m.test(text), text);
+  ok(!/^\s+at /m.test(text), `stack trace:\n${text}`);
+});

@@ -38,7 +38,11 @@ Deno.test({
       new Deno.Command(PYTHON, {
         args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
         cwd: BACKENDS_DIR,
-        env: { FLASK_APP: "httpd.py", MSG: `hello from server on port ${port}` },
+        env: {
+          FLASK_APP: "httpd.py",
+          MSG: `hello from server on port ${port}`,
+          PYTHONDONTWRITEBYTECODE: "1",
+        },
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -86,6 +90,7 @@ Deno.test({
     const ports = [freePort(), freePort()];
     const launcher = new Deno.Command("bash", {
       args: [`${BACKENDS_DIR}run_flask.sh`, ...ports.map(String)],
+      env: { PYTHONDONTWRITEBYTECODE: "1" },
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -121,7 +126,7 @@ Deno.test({
   ignore: missing !== undefined,
   async fn() {
     const port = freePort();
-    const env: Record<string, string> = { FLASK_APP: "httpd.py" };
+    const env: Record<string, string> = { FLASK_APP: "httpd.py", PYTHONDONTWRITEBYTECODE: "1" };
     for (const name of ["PATH", "HOME", "LANG"]) {
       const value = Deno.env.get(name);
       if (value !== undefined) env[name] = value;
