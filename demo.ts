@@ -37,7 +37,14 @@ async function demo(args: string[]): Promise<number> {
     return 2;
   }
 
-  await using backends = startBackends(ports, (port) => `hello from server on port ${port}`);
+  let servers;
+  try {
+    servers = startBackends(ports, (port) => `hello from server on port ${port}`);
+  } catch (error) {
+    console.error(`demo: cannot start backends on ${ports.join(", ")}: ${message(error)}`);
+    return 1;
+  }
+  await using backends = servers;
   console.log(`backends: ${backends.ports.map((p) => `127.0.0.1:${p}`).join(", ")}`);
   const lbArgs = ["-f", values.frontend, ...backends.ports.flatMap((p) => ["-p", String(p)])];
   console.log(`lb ${lbArgs.join(" ")}`);
@@ -67,6 +74,10 @@ async function demo(args: string[]): Promise<number> {
     await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
   }
   return 0;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 if (import.meta.main) Deno.exit(await demo(Deno.args));

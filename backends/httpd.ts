@@ -46,5 +46,10 @@ if (import.meta.main) {
     console.error("usage: httpd.ts PORT [PORT ...]");
     Deno.exit(2);
   }
-  startBackends(ports, (port) => template.replaceAll("{port}", String(port)), "0.0.0.0");
+  try {
+    startBackends(ports, (port) => template.replaceAll("{port}", String(port)), "0.0.0.0");
+  } catch (error) {
+    console.error(`httpd.ts: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
 }

@@ -105,3 +105,28 @@ Deno.test("demo whose frontend port is taken exits 1 with lb's one line, no stac
   ok(/^lb: cannot listen on /m.test(text), text);
   ok(!/^\s+at /m.test(text), `stack trace:\n${text}`);
 });
+
+Deno.test("demo whose backend port is taken exits 1 with one line, no stack trace", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-run",
+      "--allow-read",
+      "--allow-env",
+      DEMO,
+      "--once",
+      "--frontend",
+      "0",
+      "--backends",
+      `0,${(taken.addr as Deno.NetAddr).port},0`,
+    ],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assertEquals(code, 1, text);
+  assertEquals(text.trim().split("\n").length, 1, text);
+  ok(text.startsWith("demo: cannot start backends"), text);
+});

@@ -57,3 +57,15 @@ Deno.test("httpd.ts without ports prints usage and exits 2", async () => {
   assertEquals(code, 2);
   assertEquals(new TextDecoder().decode(stderr).startsWith("usage: httpd.ts"), true);
 });
+
+Deno.test("httpd.ts on a taken port says so in one line and exits 1", async () => {
+  using taken = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", HTTPD, String((taken.addr as Deno.NetAddr).port)],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assertEquals(code, 1, text);
+  assertEquals(text.trim().split("\n").length, 1, text);
+});
