@@ -66,6 +66,41 @@ Deno.test("lb balances round robin like the seed's curl loop", async () => {
   for (let i = 3; i < 9; i++) assertEquals(answers[i], answers[i % 3], `request ${i + 1}`);
 });
 
+/** Whether a program runs here (`curl --version` and the like). */
+function available(program: string): boolean {
+  try {
+    return new Deno.Command(program, { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const hasCurl = available("curl");
+
+Deno.test({
+  name: `lb balances the seed's literal curl loop${hasCurl ? "" : " (ignored: no curl here)"}`,
+  ignore: !hasCurl,
+  async fn() {
+    await using backends = startBackends([0, 0, 0], (port) => `hello from server on port ${port}`);
+    await using lb = await startLb([...FRONT, ...backendArgs(...backends.ports)]);
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { success, stdout } = await new Deno.Command("curl", {
+        args: ["-s", "--max-time", "10", `http://127.0.0.1:${lb.port}`],
+        stdin: "null",
+      }).output();
+      ok(success, `curl #${i + 1} failed`);
+      answers.push(decoder.decode(stdout));
+    }
+    assertEquals(
+      new Set(answers.slice(0, 3)),
+      new Set(backends.ports.map((port) => `hello from server on port ${port}`)),
+    );
+    assertEquals(answers.slice(3), answers.slice(0, 3));
+  },
+});
+
 Deno.test("lb half-close: a client that shuts its write side still gets the reply", async () => {
   await using backend = startTcpServer(async (conn) => {
     const request = await readAll(conn); // until the client's FIN
