@@ -529,3 +529,32 @@ Deno.test("lb closes the client when its backend resets mid-stream", async () =>
   ok(read === "read null" || read === "read failed", read);
   assertEquals(sent, "write failed");
 });
+
+Deno.test("lb applies backpressure: a client that stops reading stalls the backend", async () => {
+  let written = 0;
+  const chunk = new Uint8Array(64 * 1024);
+  await using backend = startTcpServer(async (conn) => {
+    for (let i = 0; i < 2048; i++) { // at most 128 MiB
+      await writeAll(conn, chunk);
+      written += chunk.length;
+    }
+  });
+  await using lb = await startLb([...FRONT, ...backendArgs(backend.port)]);
+  const client = await connect(lb.port);
+  await readExactly(client, 1024); // the stream is flowing
+  await delay(1500); // and now nobody reads
+  const stalledAt = written;
+  console.log(`stalled after ${(stalledAt / 2 ** 20).toFixed(1)} MiB in flight`);
+  await delay(500);
+  client.close();
+  // Only socket buffers (a few MiB per hop) may be in flight; lb holds no queue.
+  ok(
+    stalledAt < 48 * 1024 * 1024,
+    `backend wrote ${stalledAt} bytes to a client that reads nothing`,
+  );
+  ok(
+    written - stalledAt <= 4 * 1024 * 1024,
+    `the backend kept going: ${written - stalledAt} bytes`,
+  );
+  await waitUntil(() => backend.open === 0, "the backend connection to end");
+});
