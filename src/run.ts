@@ -72,6 +72,12 @@ export async function run(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGHUP", () => {
     if (reloadable) void reloadFromFile(reloadable, flags.config, flags);
   });
+  // SIGINT/SIGTERM too, for the same reason: a signal right after
+  // "listening on" would otherwise kill lb without a drain.
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const stopSignal = new Promise<Deno.Signal>((resolve) => {
+    for (const signal of signals) Deno.addSignalListener(signal, () => resolve(signal));
+  });
   checkFdLimit(config.maxConns, logger);
   let accessLog: AccessLog;
   try {
@@ -122,10 +128,7 @@ export async function run(args: string[]): Promise<number> {
     }
   }
 
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const received = await new Promise<Deno.Signal>((resolve) => {
-    for (const signal of signals) Deno.addSignalListener(signal, () => resolve(signal));
-  });
+  const received = await stopSignal;
   const again = () => {
     logger.log("lb", `second signal: exiting now`);
     accessLog.flushSync();
