@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { settingsFor } from "../bench/bench.ts";
+import { LB_V8_FLAGS, settingsFor } from "../bench/bench.ts";
 import { parseIperf } from "../bench/iperf.ts";
 import { percentile, responseLength } from "../bench/latency.ts";
 import { parseCpuModel } from "../bench/machine.ts";
@@ -195,4 +195,12 @@ Deno.test("formatScale lists each proxy's idle points with bytes, MiB and fds", 
   assert.equal(lines.length, 4);
   assert.match(lines[1]!, /^\s+1000  haproxy\s+3374\s+20\.0\s+2010$/);
   assert.match(lines[3]!, /^\s+4000  lb\s+18000\s+128\.0\s+8030$/);
+});
+
+Deno.test("LB_V8_FLAGS are the V8 flags the compile task builds lb with", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.ok(
+    (config.tasks.compile as string).includes(`--v8-flags=${LB_V8_FLAGS} `),
+    config.tasks.compile,
+  );
 });
