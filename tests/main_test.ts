@@ -558,3 +558,22 @@ Deno.test("lb applies backpressure: a client that stops reading stalls the backe
   );
   await waitUntil(() => backend.open === 0, "the backend connection to end");
 });
+
+Deno.test("lb restarts on the same port at once, with its closed connections in TIME-WAIT", async () => {
+  await using echo = startEchoServer();
+  const port = freePort();
+  const args = ["-f", `${LOOPBACK}:${port}`, "--health-interval", "0", "--log", "off"];
+  {
+    // No backend answers: lb closes each client first, so TIME-WAIT is on lb's port.
+    await using lb = await startLb([...args, ...backendArgs(freePort())]);
+    for (let i = 0; i < 5; i++) {
+      using client = await connect(lb.port);
+      await readAll(client).catch(() => {});
+    }
+  }
+  await using again = await startLb([...args, ...backendArgs(echo.port)]);
+  using client = await connect(again.port);
+  await writeAll(client, encoder.encode("back"));
+  await client.closeWrite();
+  assertEquals(decoder.decode(await readAll(client)), "back");
+});
