@@ -19,7 +19,8 @@ function release(buf: Uint8Array<ArrayBuffer>): void {
 /**
  * Copies bytes from `src` to `dst` until `src` ends, then half-closes `dst`
  * (`closeWrite`: a FIN) so that the peer sees EOF while the other direction
- * keeps flowing. Partial writes are finished before the next read.
+ * keeps flowing. Partial writes are finished before the next read. Deno reads
+ * a connection reset as end of stream, so a reset source also ends in a FIN.
  *
  * @param src Where to read.
  * @param dst Where to write.
