@@ -577,3 +577,23 @@ Deno.test("lb restarts on the same port at once, with its closed connections in 
   await client.closeWrite();
   assertEquals(decoder.decode(await readAll(client)), "back");
 });
+
+Deno.test("lb on SIGTERM ends a connection stuck writing to a client that stopped reading", async () => {
+  const chunk = new Uint8Array(64 * 1024);
+  await using backend = startTcpServer(async (conn) => {
+    for (let i = 0; i < 2048; i++) await writeAll(conn, chunk); // at most 128 MiB
+  });
+  await using lb = await startLb([
+    ...FRONT,
+    "--drain-timeout",
+    "300ms",
+    ...backendArgs(backend.port),
+  ]);
+  using client = await connect(lb.port);
+  await readExactly(client, 1024);
+  await delay(500); // buffers fill; lb's write to the client is pending now
+  lb.child.kill("SIGTERM");
+  const status = await withTimeout(lb.status, 10_000, "lb to exit");
+  assertEquals(status.code, 0);
+  await waitUntil(() => backend.open === 0, "the backend connection to end");
+});
