@@ -1,7 +1,6 @@
 import { formatAddr } from "./address.ts";
 import type { FrontendConfig } from "./config.ts";
 import type { Gate } from "./gate.ts";
-import type { Logger } from "./log.ts";
 import { Pool } from "./pool.ts";
 import { describe, proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
