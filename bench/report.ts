@@ -222,7 +222,9 @@ export function svgChart(r: Ratios, title: string): string {
         `<rect x="${x0.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 2}" fill="${
           COLORS[peer]
         }"/>`,
-        `<text x="${Math.max(x(1), x(value)) + 4}" y="${y + 10}">${value.toFixed(2)}×</text>`,
+        `<text x="${(Math.max(x(1), x(value)) + 4).toFixed(1)}" y="${y + 10}">${
+          value.toFixed(2)
+        }×</text>`,
       );
     });
   });
