@@ -62,9 +62,17 @@ export function formatHostPort(addr: HostPort): string {
     : `${addr.hostname}:${addr.port}`;
 }
 
-/** Formats a socket address from Deno (`Deno.Addr`) for logs. */
+/**
+ * Formats a socket address from Deno (`Deno.Addr`) for logs. An IPv4 client
+ * seen on a dual-stack listener (`::ffff:10.0.0.5`) is shown as plain IPv4.
+ */
 export function formatAddr(addr: Deno.Addr): string {
-  return addr.transport === "tcp" || addr.transport === "udp"
-    ? formatHostPort(addr as Deno.NetAddr)
-    : addr.transport;
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return addr.transport;
+  const { hostname, port } = addr as Deno.NetAddr;
+  return formatHostPort({ hostname: unmapIPv4(hostname), port });
+}
+
+/** `::ffff:a.b.c.d` (an IPv4-mapped IPv6 address) as `a.b.c.d`; anything else as it is. */
+export function unmapIPv4(hostname: string): string {
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(hostname) ? hostname.slice(7) : hostname;
 }

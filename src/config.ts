@@ -14,7 +14,7 @@ export interface BackendConfig extends HostPort {
 export interface FrontendConfig {
   /** Name used in logs and metrics. @default "main" */
   name: string;
-  /** Where to listen. @default 0.0.0.0:8080 */
+  /** Where to listen. @default [::]:8080 (all interfaces, IPv4 and IPv6) */
   listen: HostPort;
   /** Balancing strategy name. @default "roundrobin" */
   balance: string;

@@ -1,3 +1,4 @@
+import { ANY_HOST } from "./listen.ts";
 /**
  * The config file (`--config lb.json`): JSON with comments (JSONC), checked
  * field by field with errors naming the exact path, turned into a {@link Config}.
@@ -9,7 +10,7 @@
  *   // one listener, three backends
  *   "frontends": [{
  *     "name": "web",
- *     "listen": "0.0.0.0:8080",
+ *     "listen": "[::]:8080",
  *     "backends": [{ "port": 8101, "weight": 3 }, "127.0.0.1:8102", "127.0.0.1:8103,backup"],
  *   }],
  *   "drainTimeout": "30s",
@@ -258,7 +259,7 @@ function _frontend(data: unknown, path: string, index: number): FrontendConfig {
   if (f.listen === undefined) {
     throw new ConfigError(`${path}.listen is required: "HOST:PORT" or a port number`);
   }
-  const listen = _hostPort(f.listen, `${path}.listen`, "0.0.0.0", true);
+  const listen = _hostPort(f.listen, `${path}.listen`, ANY_HOST, true);
   let balance = "roundrobin";
   if (f.balance !== undefined) {
     balance = _string(f.balance, `${path}.balance`);

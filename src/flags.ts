@@ -1,3 +1,4 @@
+import { ANY_HOST } from "./listen.ts";
 import { parseArgs } from "node:util";
 import { parseHostPort, parsePort } from "./address.ts";
 import { parseBackendSpec, wholeNumber } from "./backend_spec.ts";
@@ -132,7 +133,7 @@ export function applyFlags(base: Config, flags: Flags): Config {
   if (config.frontends.length === 0) {
     config.frontends.push({
       name: "main",
-      listen: { hostname: "0.0.0.0", port: DEFAULT_FRONTEND_PORT },
+      listen: { hostname: ANY_HOST, port: DEFAULT_FRONTEND_PORT },
       balance: "roundrobin",
       backends: [],
     });
@@ -140,7 +141,7 @@ export function applyFlags(base: Config, flags: Flags): Config {
   const first = config.frontends[0]!;
   const frontend = str("frontend");
   if (frontend !== undefined) {
-    first.listen = parseHostPort(frontend, "-f/--frontend", "0.0.0.0", true);
+    first.listen = parseHostPort(frontend, "-f/--frontend", ANY_HOST, true);
   }
   const backends = v.backend as string[] | undefined;
   if (backends) first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));

@@ -1,5 +1,6 @@
 import { formatHostPort } from "./address.ts";
 import type { Config } from "./config.ts";
+import { listen } from "./listen.ts";
 import { Gate } from "./gate.ts";
 import { Health, HealthChecker } from "./health.ts";
 import type { Logger } from "./log.ts";
@@ -8,8 +9,8 @@ import { planPool, type PoolPlan, sameListen } from "./reload.ts";
 import { Frontend, type ServerContext, type SessionHook } from "./server.ts";
 
 /** With `--workers` above 1 every thread listens on the same ports (SO_REUSEPORT, `--unstable-net`). */
-function reuse(config: Config): { reusePort?: boolean } {
-  return config.workers > 1 ? { reusePort: true } : {};
+function reuse(config: Config): boolean {
+  return config.workers > 1;
 }
 
 /** Each of `workers` threads admits its share of `maxConns` (0, no limit, stays 0). */
@@ -49,9 +50,13 @@ export class Lb {
     this.frontends = frontends;
     this.gate = gate;
     this.health = health;
-    this.checker = new HealthChecker(function* () {
-      for (const frontend of frontends) yield* frontend.pool.backends;
-    }, health, config.health);
+    this.checker = new HealthChecker(
+      function* () {
+        for (const frontend of frontends) yield* frontend.pool.backends;
+      },
+      health,
+      config.health,
+    );
     this.#logger = logger;
     this.#startIdleSweep(config.idleTimeout);
   }
@@ -107,7 +112,7 @@ export class Lb {
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        const listener = Deno.listen({ ...frontend.listen, transport: "tcp", ...reuse(config) });
+        const listener = listen(frontend.listen, reuse(config));
         frontends.push(new Frontend(frontend, listener, ctx));
       }
     } catch (error) {
@@ -172,7 +177,7 @@ export class Lb {
           at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
           opened.set(
             frontend.name,
-            Deno.listen({ ...frontend.listen, transport: "tcp", ...reuse(this.config) }),
+            listen(frontend.listen, reuse(this.config)),
           );
         }
       }

@@ -74,3 +74,10 @@ Deno.test("formatAddr formats a real socket address", () => {
   const addr = listener.addr as Deno.NetAddr;
   assertEquals(formatAddr(addr), `127.0.0.1:${addr.port}`);
 });
+
+Deno.test("formatAddr shows an IPv4 client of a dual-stack listener as plain IPv4", () => {
+  const addr = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 5123 });
+  assertEquals(formatAddr(addr("::ffff:10.0.0.5")), "10.0.0.5:5123");
+  assertEquals(formatAddr(addr("::1")), "[::1]:5123");
+  assertEquals(formatAddr(addr("127.0.0.1")), "127.0.0.1:5123");
+});

@@ -98,7 +98,7 @@ Deno.test("parseConfigText reads every field", () => {
       },
       {
         name: "api",
-        listen: { hostname: "0.0.0.0", port: 9000 },
+        listen: { hostname: "::", port: 9000 },
         balance: "roundrobin",
         backends: [{ hostname: "127.0.0.1", port: 8201, weight: 1, backup: false, maxConn: 0 }],
       },
@@ -168,8 +168,8 @@ Deno.test("parseConfigText errors name the file and the exact field", () => {
       'lb.json: frontends[1].name repeats frontends[0].name: "a"',
     ],
     [
-      `{"frontends": [{"name": "a", "listen": 1}, {"name": "b", "listen": "0.0.0.0:1"}]}`,
-      'lb.json: frontends[1].listen repeats frontends[0].listen: "0.0.0.0:1"',
+      `{"frontends": [{"name": "a", "listen": 1}, {"name": "b", "listen": "[::]:1"}]}`,
+      'lb.json: frontends[1].listen repeats frontends[0].listen: "[::]:1"',
     ],
     [`{"frontends": {}}`, "lb.json: frontends must be an array: got {}"],
     [

@@ -18,7 +18,7 @@ function rejects(args: string[], mentions: string) {
 Deno.test("parseFlags takes the seed's flags: -f PORT, repeated -p PORT on 127.0.0.1", () => {
   const config = configFrom(["-f", "8080", "-p", "8101", "-p", "8102", "-p", "8103"]);
   assertEquals(config.frontends.length, 1);
-  assertEquals(config.frontends[0]!.listen, { hostname: "0.0.0.0", port: 8080 });
+  assertEquals(config.frontends[0]!.listen, { hostname: "::", port: 8080 });
   assertEquals(
     config.frontends[0]!.backends.map((b) => `${b.hostname}:${b.port}`),
     ["127.0.0.1:8101", "127.0.0.1:8102", "127.0.0.1:8103"],
@@ -28,7 +28,7 @@ Deno.test("parseFlags takes the seed's flags: -f PORT, repeated -p PORT on 127.0
 
 Deno.test("parseFlags defaults the frontend to all interfaces, port 8080", () => {
   assertEquals(configFrom(["-p", "8101"]).frontends[0]!.listen, {
-    hostname: "0.0.0.0",
+    hostname: "::",
     port: 8080,
   });
 });

@@ -597,3 +597,24 @@ Deno.test("lb on SIGTERM ends a connection stuck writing to a client that stoppe
   assertEquals(status.code, 0);
   await waitUntil(() => backend.open === 0, "the backend connection to end");
 });
+
+Deno.test("lb on a bare -f PORT listens on all interfaces, IPv4 and IPv6, like the seed", async () => {
+  await using backends = startBackends([0], (port) => `hello from server on port ${port}`);
+  await using lb = await startLb([
+    "-f",
+    "0",
+    "--health-interval",
+    "0",
+    "-p",
+    `${backends.ports[0]}`,
+  ]);
+  const want = `hello from server on port ${backends.ports[0]}`;
+  assertEquals(await httpGet(lb.port, "127.0.0.1"), want);
+  let v6 = true;
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+  } catch {
+    v6 = false; // No IPv6 on this host: lb fell back to 0.0.0.0.
+  }
+  if (v6) assertEquals(await httpGet(lb.port, "::1"), want);
+});
