@@ -193,8 +193,8 @@ Deno.test("formatScale lists each proxy's idle points with bytes, MiB and fds", 
   });
   const lines = text.split("\n");
   assert.equal(lines.length, 4);
-  assert.match(lines[1]!, /^\s+1000  haproxy\s+3374\s+20\.0\s+2010$/);
-  assert.match(lines[3]!, /^\s+4000  lb\s+18000\s+128\.0\s+8030$/);
+  assert.match(lines[1]!, /^\s+1000 {2}haproxy\s+3374\s+20\.0\s+2010$/);
+  assert.match(lines[3]!, /^\s+4000 {2}lb\s+18000\s+128\.0\s+8030$/);
 });
 
 Deno.test("LB_V8_FLAGS are the V8 flags the compile task builds lb with", async () => {
