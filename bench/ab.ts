@@ -1,0 +1,115 @@
+/**
+ * `deno run -A bench/ab.ts TREE_OR_FILE... [--reps=N] [--d=SEC] [--ka]`: A/B
+ * of lb versions on one measure, new connections/s (wrk `-c50`,
+ * `Connection: close`), with HAProxy as the reference, runs interleaved and
+ * the order reversed every other round to beat the shared machine's noise.
+ * Each argument is a checkout of lb (its `main.ts` runs: make one with
+ * `git archive REV | tar -x -C DIR`) or a `.ts` file taking lb's `-f`/`-p`
+ * flags (such as `bench/floor_proxy.ts`); `DIR#semi=N` runs it with
+ * `--max-semi-space-size=N`. Prints each run and the medians, with the
+ * proxy's CPU µs per connection. `--ka` adds keep-alive req/s.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { LB_V8_FLAGS } from "./bench.ts";
+import { freePort, sleep, waitListening } from "./net.ts";
+import { startHttpBackends, startPeer } from "./peers.ts";
+import { findTools } from "./tools.ts";
+import { runWrk } from "./wrk.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    reps: { type: "string", default: "3" },
+    d: { type: "string", default: "4" },
+    ka: { type: "boolean", default: false },
+  },
+});
+const reps = Number(values.reps);
+const durationSec = Number(values.d);
+const { found } = findTools();
+if (!found.nginx || !found.wrk || !found.haproxy) {
+  console.error("ab: needs nginx, wrk and haproxy");
+  Deno.exit(2);
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function startVariant(spec: string, backends: number[]) {
+  const [path, semi] = spec.split("#semi=");
+  const main = path!.endsWith(".ts") ? path! : `${path}/main.ts`;
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--unstable-net",
+      `--v8-flags=${semi ? `--max-semi-space-size=${semi}` : LB_V8_FLAGS}`,
+      main,
+      "-f",
+      `127.0.0.1:${port}`,
+      ...backends.flatMap((p) => ["-p", `127.0.0.1:${p}`]),
+      "--log",
+      "off",
+      "--health-interval",
+      "0",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await waitListening(port);
+  return {
+    port,
+    pid: child.pid,
+    [Symbol.asyncDispose]: async () => {
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+const dir = Deno.makeTempDirSync({ prefix: "lb-ab-" });
+const backends = [freePort(), freePort()];
+await using _backend = await startHttpBackends(found.nginx, dir, backends, 2);
+const rates: Record<string, number[]> = {};
+const cpu: Record<string, number[]> = {};
+const keepAlive: Record<string, number[]> = {};
+const order = ["haproxy", ...positionals];
+for (let rep = 0; rep < reps; rep++) {
+  for (const name of rep % 2 ? [...order].reverse() : order) {
+    await using proxy = name === "haproxy"
+      ? await startPeer("haproxy", { dir, threads: 2, haproxy: found.haproxy, backends })
+      : await startVariant(name, backends);
+    const pid = "pid" in proxy ? proxy.pid : 0;
+    const wrk = { port: proxy.port, connections: 50, threads: 2, close: true };
+    await runWrk(found.wrk, { ...wrk, durationSec: 1 }); // warm-up
+    const before = pid ? cpuSeconds(pid) : 0;
+    const { requestsPerSec } = await runWrk(found.wrk, { ...wrk, durationSec });
+    (rates[name] ??= []).push(Math.round(requestsPerSec));
+    let line = `${name}: ${Math.round(requestsPerSec)} conn/s`;
+    if (pid) {
+      const us = ((cpuSeconds(pid) - before) * 1e6) / (requestsPerSec * durationSec);
+      (cpu[name] ??= []).push(Math.round(us));
+      line += `, ${Math.round(us)} cpu-µs/conn`;
+    }
+    if (values.ka) {
+      const ka = await runWrk(found.wrk, { ...wrk, close: false, durationSec });
+      (keepAlive[name] ??= []).push(Math.round(ka.requestsPerSec));
+      line += `, keep-alive ${Math.round(ka.requestsPerSec)} req/s`;
+    }
+    console.log(line);
+    await sleep(200);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+for (const name of order) {
+  const parts = [`conn/s median ${median(rates[name]!)} (${rates[name]!.join(", ")})`];
+  if (cpu[name]) parts.push(`cpu-µs/conn median ${median(cpu[name])}`);
+  if (keepAlive[name]) parts.push(`keep-alive median ${median(keepAlive[name])}`);
+  console.log(`${name}: ${parts.join("; ")}`);
+}
