@@ -112,7 +112,8 @@ export class Frontend {
       } catch (error) {
         if (this.#stopped || listener !== this.listener) return;
         // A client that reset before accept, or out of descriptors: the loop goes on.
-        logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}`);
+        const hint = outOfFds(error) ? " (raise the soft limit, ulimit -n: 2 per connection)" : "";
+        logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}${hint}`);
         await new Promise((resolve) => setTimeout(resolve, 10));
         continue;
       }
@@ -145,4 +146,10 @@ export class Frontend {
       onEnd(session);
     });
   }
+}
+
+/** Whether an accept failed for want of file descriptors (EMFILE: this process, ENFILE: system). */
+function outOfFds(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE";
 }
