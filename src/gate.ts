@@ -29,10 +29,14 @@ export class Gate {
     this.#open++;
   }
 
-  /** Counts a connection out and wakes a waiting accept loop. */
+  /**
+   * Counts a connection out and wakes every waiting accept loop; each re-checks
+   * the limit. Waking only one could wake a loop that waits again while the
+   * freed slot belongs to another frontend's loop, left asleep.
+   */
   leave(): void {
     this.#open--;
-    this.#waiters.shift()?.();
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
   /** Wakes every waiting accept loop (on shutdown). */

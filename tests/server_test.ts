@@ -108,3 +108,39 @@ Deno.test("Frontend at a full gate leaves new clients waiting, then serves them"
   }
   await waitUntil(() => server.sessions.size === 0, "sessions to end");
 });
+
+Deno.test("Frontend sharing a gate with another is woken when a slot frees, whichever left", async () => {
+  await using echo = startEchoServer();
+  const gate = new Gate(1);
+  const a = frontend(echo.port, gate);
+  const b = frontend(echo.port, gate);
+  a.server.start();
+  b.server.start();
+  const roundTrip = async (conn: Deno.Conn, text: string) => {
+    await writeAll(conn, encoder.encode(text));
+    return new TextDecoder().decode(await readExactly(conn, text.length));
+  };
+  try {
+    // A fills the gate and waits on it; B was already in accept, so it takes
+    // one more and waits too: both loops wait, A first.
+    using a1 = await Deno.connect({ hostname: LOOPBACK, port: a.port });
+    assertEquals(await roundTrip(a1, "a"), "a");
+    using b1 = await Deno.connect({ hostname: LOOPBACK, port: b.port });
+    assertEquals(await roundTrip(b1, "b"), "b");
+    await a1.closeWrite();
+    await readAll(a1);
+    await waitUntil(() => gate.open === 1, "a1 to end");
+    await b1.closeWrite();
+    await readAll(b1);
+    await waitUntil(() => gate.open === 0, "b1 to end");
+    // Nothing is open: a new client of A must be served, not left in the backlog.
+    using a2 = await Deno.connect({ hostname: LOOPBACK, port: a.port });
+    assertEquals(await withTimeout(roundTrip(a2, "c"), 5000, "a2 served"), "c");
+    await a2.closeWrite();
+    await readAll(a2);
+  } finally {
+    await a.server.stop();
+    await b.server.stop();
+  }
+  await waitUntil(() => gate.open === 0, "sessions to end");
+});
