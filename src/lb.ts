@@ -250,12 +250,21 @@ export class Lb {
 
   /**
    * Health and its checker hold `this.config.health` itself, so it is updated
-   * in place; the checker is stopped before checks are turned off (interval 0)
-   * and started when they are turned on.
+   * in place; the checker is stopped before checks are turned off (interval 0),
+   * which also marks every backend up, and started when they are turned on.
    */
   async #reconfigureHealth(next: Config): Promise<void> {
     const health = this.config.health;
     if (next.health.interval <= 0 && this.checker.running) await this.checker.stop();
+    if (next.health.interval <= 0) {
+      // Without checks nothing could bring a down backend back up.
+      for (const backend of this.frontends.flatMap((f) => f.pool.backends)) {
+        backend.failStreak = 0;
+        if (backend.healthy) continue;
+        backend.healthy = true;
+        this.#logger.log("health", `backend ${backend.id} is up (health checks turned off)`);
+      }
+    }
     Object.assign(health, next.health);
     if (health.interval > 0 && !this.checker.running && !this.#stopping) this.checker.start();
   }

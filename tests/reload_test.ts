@@ -421,3 +421,24 @@ Deno.test("Lb.reload turns active health checks on and off", async () => {
     await lb.shutdown(0);
   }
 });
+
+Deno.test("Lb.reload that turns health checks off brings down backends back (nothing else could)", async () => {
+  const dead = freePort();
+  await using a = namedBackend("A");
+  const config = configOf(`{"health": {"interval": 50, "timeout": 1000, "rise": 1, "fall": 1},
+    "frontends": [{"name": "web", "listen": "${LOOPBACK}:0",
+      "backends": [{"port": ${a.port}}, {"port": ${dead}}]}]}`);
+  const lb = Lb.start(structuredClone(config), new Logger(() => {}));
+  try {
+    const down = lb.frontends[0]!.pool.backends[1]!;
+    await waitUntil(() => !down.healthy, "the dead backend to go down");
+    const off = structuredClone(config);
+    off.health.interval = 0;
+    await lb.reload(off);
+    assertEquals(lb.checker.running, false);
+    ok(down.healthy, "with checks off a down backend must be usable again");
+    ok(down.available);
+  } finally {
+    await lb.shutdown(0);
+  }
+});
