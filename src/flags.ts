@@ -1,6 +1,6 @@
 import { ANY_HOST } from "./listen.ts";
 import { parseArgs } from "node:util";
-import { parseHostPort, parsePort } from "./address.ts";
+import { formatHostPort, parseHostPort, parsePort } from "./address.ts";
 import { parseBackendSpec, wholeNumber } from "./backend_spec.ts";
 import { STRATEGY_NAMES } from "./balancer/mod.ts";
 import { type Config, DEFAULT_FRONTEND_PORT, type LogFormat } from "./config.ts";
@@ -196,6 +196,12 @@ export function validateConfig(config: Config): Config {
       );
     }
     parsePort(frontend.listen.port, `${where}--frontend port`, true);
+    // A backend's `host:port` is its id in metrics, admin URLs and reloads.
+    const ids = frontend.backends.map((b) => formatHostPort(b));
+    const twice = ids.find((id, k) => ids.indexOf(id) !== k);
+    if (twice !== undefined) {
+      throw new ConfigError(`${where}-p/--backend ${twice} is given twice: list each backend once`);
+    }
   });
   if (!["text", "json", "off"].includes(config.log)) {
     throw new ConfigError(`--log must be text, json or off: got ${JSON.stringify(config.log)}`);

@@ -135,3 +135,9 @@ Deno.test("USAGE shows every flag the parser knows, with examples", () => {
   }
   ok(USAGE.includes("lb -f 8080 -p 8101 -p 8102 -p 8103"));
 });
+
+Deno.test("validateConfig rejects a backend given twice (ids name it in metrics, admin and reload)", () => {
+  rejects(["-p", "8101", "-p", "127.0.0.1:8101,weight=2"], "127.0.0.1:8101 is given twice");
+  rejects(["-p", "[::1]:8101", "-p", "[::1]:8101"], "[::1]:8101 is given twice");
+  assertEquals(configFrom(["-p", "8101", "-p", "[::1]:8101"]).frontends[0]!.backends.length, 2);
+});
