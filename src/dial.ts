@@ -73,7 +73,12 @@ export async function dial(
       port: addr.port,
       signal: controller.signal,
     });
-    conn.setNoDelay(true);
+    try {
+      conn.setNoDelay(true);
+    } catch (error) {
+      conn.close(); // Reset as soon as it connected: do not leak the socket.
+      throw error;
+    }
     return conn;
   } catch (error) {
     throw controller.signal.aborted ? controller.signal.reason : error;
