@@ -26,7 +26,8 @@ export async function httpGet(port: number, hostname = "127.0.0.1"): Promise<str
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+/** Concatenates byte chunks into one new array. */
+export function concat(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let offset = 0;
   for (const chunk of chunks) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { concat } from "../backends/http_get.ts";
 
 /** The loopback address every test talks to. */
 export const LOOPBACK = "127.0.0.1";
@@ -72,16 +73,8 @@ export async function readExactly(conn: Deno.Conn, length: number): Promise<Uint
   return out;
 }
 
-/** Concatenates byte chunks. */
-export function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
+/** Concatenates byte chunks (the one backends/http_get.ts uses). */
+export { concat };
 
 /**
  * Deterministic pseudo-random bytes (xorshift32), so that a shifted, dropped
