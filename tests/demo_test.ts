@@ -4,24 +4,27 @@ import { freePort } from "./_helpers.ts";
 
 const DEMO = new URL("../demo.ts", import.meta.url).pathname;
 
+/**
+ * `deno run demo.ts` with the permissions `deno task demo` grants, plus
+ * `demoArgs`; stdin is closed, other options pass through.
+ */
+function demoCommand(demoArgs: string[], options: Deno.CommandOptions = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-run", "--allow-read", "--allow-env", DEMO, ...demoArgs],
+    stdin: "null",
+    ...options,
+  });
+}
+
 Deno.test("demo --once prints 10 answers spread evenly over three backends", async () => {
   const backends = [freePort(), freePort(), freePort()];
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-run",
-      "--allow-read",
-      "--allow-env",
-      DEMO,
-      "--once",
-      "--frontend",
-      String(freePort()),
-      "--backends",
-      backends.join(","),
-    ],
-    stdin: "null",
-  }).output();
+  const { code, stdout, stderr } = await demoCommand([
+    "--once",
+    "--frontend",
+    String(freePort()),
+    "--backends",
+    backends.join(","),
+  ]).output();
   const out = new TextDecoder().decode(stdout);
   const what = `${out}\n${new TextDecoder().decode(stderr)}`;
   assertEquals(code, 0, what);
@@ -36,25 +39,14 @@ Deno.test("demo --once prints 10 answers spread evenly over three backends", asy
 
 Deno.test("demo keeps serving after the requests until SIGINT, then stops lb and exits 0", async () => {
   const frontend = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-run",
-      "--allow-read",
-      "--allow-env",
-      DEMO,
-      "--requests",
-      "3",
-      "--frontend",
-      String(frontend),
-      "--backends",
-      [freePort(), freePort(), freePort()].join(","),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = demoCommand([
+    "--requests",
+    "3",
+    "--frontend",
+    String(frontend),
+    "--backends",
+    [freePort(), freePort(), freePort()].join(","),
+  ], { stdout: "piped", stderr: "piped" }).spawn();
   const stderr = new Response(child.stderr).text();
   let out = "";
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -83,23 +75,13 @@ Deno.test("demo keeps serving after the requests until SIGINT, then stops lb and
 
 Deno.test("demo whose frontend port is taken exits 1 with lb's one line, no stack trace", async () => {
   using taken = Deno.listen({ hostname: "0.0.0.0", port: 0 });
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-run",
-      "--allow-read",
-      "--allow-env",
-      DEMO,
-      "--once",
-      "--frontend",
-      String((taken.addr as Deno.NetAddr).port),
-      "--backends",
-      "0,0,0",
-    ],
-    stdin: "null",
-    stdout: "null",
-  }).output();
+  const { code, stderr } = await demoCommand([
+    "--once",
+    "--frontend",
+    String((taken.addr as Deno.NetAddr).port),
+    "--backends",
+    "0,0,0",
+  ], { stdout: "null" }).output();
   const text = new TextDecoder().decode(stderr);
   assertEquals(code, 1, text);
   ok(/^lb: cannot listen on /m.test(text), text);
@@ -108,23 +90,13 @@ Deno.test("demo whose frontend port is taken exits 1 with lb's one line, no stac
 
 Deno.test("demo whose backend port is taken exits 1 with one line, no stack trace", async () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-run",
-      "--allow-read",
-      "--allow-env",
-      DEMO,
-      "--once",
-      "--frontend",
-      "0",
-      "--backends",
-      `0,${(taken.addr as Deno.NetAddr).port},0`,
-    ],
-    stdin: "null",
-    stdout: "null",
-  }).output();
+  const { code, stderr } = await demoCommand([
+    "--once",
+    "--frontend",
+    "0",
+    "--backends",
+    `0,${(taken.addr as Deno.NetAddr).port},0`,
+  ], { stdout: "null" }).output();
   const text = new TextDecoder().decode(stderr);
   assertEquals(code, 1, text);
   assertEquals(text.trim().split("\n").length, 1, text);
