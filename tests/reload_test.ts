@@ -130,13 +130,15 @@ function clientLoop(port: () => number, workers = 3, max = 3000, maxMs = 60_000)
 
 const BASE = { health: { interval: 0 }, log: "off" };
 
+/** The usual starting config: frontend `web` on a free port, sending to `backendPort`. */
+function webConfig(backendPort: number) {
+  return tempConfig({ ...BASE, frontends: [frontend("web", `${LOOPBACK}:0`, backendPort)] });
+}
+
 Deno.test("reload under a continuous client loop: zero failed connections, old connection keeps flowing", async () => {
   await using a = namedBackend("A");
   await using b = namedBackend("B");
-  await using file = await tempConfig({
-    ...BASE,
-    frontends: [frontend("web", `${LOOPBACK}:0`, a.port)],
-  });
+  await using file = await webConfig(a.port);
   await using lb = await startLb(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
@@ -180,10 +182,7 @@ Deno.test("reload under a continuous client loop: zero failed connections, old c
 
 Deno.test("reload that is invalid keeps the old config and logs one line", async () => {
   await using a = namedBackend("A");
-  await using file = await tempConfig({
-    ...BASE,
-    frontends: [frontend("web", `${LOOPBACK}:0`, a.port)],
-  });
+  await using file = await webConfig(a.port);
   await using lb = await startLb(["--config", file.path]);
 
   await file.write(`{ "frontends": [ { "name": "web", "listen": "${LOOPBACK}:0", `);
@@ -211,10 +210,7 @@ Deno.test("reload that is invalid keeps the old config and logs one line", async
 Deno.test("reload whose new listener cannot open changes nothing (never half-applied)", async () => {
   await using a = namedBackend("A");
   await using b = namedBackend("B");
-  await using file = await tempConfig({
-    ...BASE,
-    frontends: [frontend("web", `${LOOPBACK}:0`, a.port)],
-  });
+  await using file = await webConfig(a.port);
   await using lb = await startLb(["--config", file.path]);
   using taken = Deno.listen({ hostname: LOOPBACK, port: 0 });
   const takenPort = (taken.addr as Deno.NetAddr).port;
@@ -241,10 +237,7 @@ Deno.test("reload whose new listener cannot open changes nothing (never half-app
 
 Deno.test("reload moves a listener: the new port opens before the old one closes", async () => {
   await using a = namedBackend("A");
-  await using file = await tempConfig({
-    ...BASE,
-    frontends: [frontend("web", `${LOOPBACK}:0`, a.port)],
-  });
+  await using file = await webConfig(a.port);
   await using lb = await startLb(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
@@ -282,10 +275,7 @@ Deno.test("reload moves a listener: the new port opens before the old one closes
 Deno.test("reload adds and removes frontends; a removed one drains", async () => {
   await using a = namedBackend("A");
   await using b = namedBackend("B");
-  await using file = await tempConfig({
-    ...BASE,
-    frontends: [frontend("web", `${LOOPBACK}:0`, a.port)],
-  });
+  await using file = await webConfig(a.port);
   await using lb = await startLb(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
