@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { concat } from "../backends/http_get.ts";
+import type { LbProcess } from "../support/lb_process.ts";
 
 /** The loopback address every test talks to. */
 export const LOOPBACK = "127.0.0.1";
@@ -323,4 +324,13 @@ export async function hangingPort(): Promise<HangingPort | undefined> {
     return undefined;
   }
   return { port, [Symbol.dispose]: release };
+}
+
+/**
+ * The port of lb's admin server (started with `--admin`), read from its
+ * `admin: listening on HOST:PORT` stderr line.
+ */
+export async function adminPort(lb: LbProcess): Promise<number> {
+  const line = await lb.waitFor(/admin: listening on /);
+  return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }

@@ -9,8 +9,9 @@ import { ConfigError } from "../src/errors.ts";
 import { Logger } from "../src/log.ts";
 import { Metrics, type MetricsSource, type StatsSnapshot } from "../src/metrics.ts";
 import type { Frontend } from "../src/server.ts";
-import { type LbProcess, startLb } from "../support/lb_process.ts";
+import { startLb } from "../support/lb_process.ts";
 import {
+  adminPort,
   LOOPBACK,
   readExactly,
   startEchoServer,
@@ -42,11 +43,6 @@ function options(overrides: Partial<AdminOptions> = {}, lines: string[] = []): A
 
 function post(path: string, headers: Record<string, string> = {}): Request {
   return new Request(`http://127.0.0.1:9090${path}`, { method: "POST", headers });
-}
-
-async function adminPort(lb: LbProcess): Promise<number> {
-  const line = await lb.waitFor(/admin: listening on /);
-  return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }
 
 async function stats(port: number): Promise<StatsSnapshot> {

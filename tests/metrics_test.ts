@@ -3,8 +3,9 @@ import type { Backend } from "../src/backend.ts";
 import { DURATION_BUCKETS, escapeLabel, Metrics, type MetricsSource } from "../src/metrics.ts";
 import type { Frontend } from "../src/server.ts";
 import type { Session } from "../src/session.ts";
-import { type LbProcess, startLb } from "../support/lb_process.ts";
+import { startLb } from "../support/lb_process.ts";
 import {
+  adminPort,
   freePort,
   LOOPBACK,
   pseudoRandomBytes,
@@ -156,11 +157,6 @@ function value(
   );
   assertEquals(hits.length, 1, `${name} ${JSON.stringify(labels)}: ${hits.length} samples`);
   return hits[0]!.value;
-}
-
-async function adminPort(lb: LbProcess): Promise<number> {
-  const line = await lb.waitFor(/admin: listening on /);
-  return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }
 
 async function scrape(port: number): Promise<Map<string, Family>> {

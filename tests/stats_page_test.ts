@@ -6,8 +6,9 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { STATS_PAGE } from "../src/stats_page.ts";
-import { type LbProcess, startLb } from "../support/lb_process.ts";
+import { startLb } from "../support/lb_process.ts";
 import {
+  adminPort,
   delay,
   LOOPBACK,
   readExactly,
@@ -237,11 +238,6 @@ async function echoThrough(port: number, size: number): Promise<void> {
   const reading = readExactly(conn, size);
   await writeAll(conn, new Uint8Array(size).fill(7));
   await withTimeout(reading, 10_000, "echo");
-}
-
-async function adminPort(lb: LbProcess): Promise<number> {
-  const line = await lb.waitFor(/admin: listening on /);
-  return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }
 
 Deno.test("STATS_PAGE is one self-contained document that fetches /stats every second", () => {
