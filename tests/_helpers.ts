@@ -334,3 +334,16 @@ export async function adminPort(lb: LbProcess): Promise<number> {
   const line = await lb.waitFor(/admin: listening on /);
   return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }
+
+/**
+ * Spawns `program` with stdin, stdout and stderr all `"null"`: a server the
+ * test only talks to over the network. `options` (args, env, cwd, ...) pass
+ * through. Kill it and await its `status` when done.
+ */
+export function spawnQuiet(
+  program: string | URL,
+  options: Deno.CommandOptions = {},
+): Deno.ChildProcess {
+  return new Deno.Command(program, { stdin: "null", stdout: "null", stderr: "null", ...options })
+    .spawn();
+}

@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { httpGet } from "../backends/http_get.ts";
 import { startLb } from "../support/lb_process.ts";
-import { freePort, LOOPBACK, waitUntil } from "./_helpers.ts";
+import { freePort, LOOPBACK, spawnQuiet, waitUntil } from "./_helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const BACKENDS_DIR = new URL("../backends/", import.meta.url).pathname;
@@ -26,6 +26,15 @@ function flaskMissing(): string | undefined {
   }
 }
 
+/** Waits (up to 20 s: Flask starts slowly) until `port` answers an HTTP GET. */
+function waitForFlask(port: number): Promise<void> {
+  return waitUntil(
+    () => httpGet(port).then(() => true, () => false),
+    `flask on port ${port}`,
+    20_000,
+  );
+}
+
 const missing = flaskMissing();
 if (missing) console.log(`flask_test ignored: ${missing} (apt-get install python3-flask)`);
 
@@ -35,7 +44,7 @@ Deno.test({
   async fn() {
     const ports = [freePort(), freePort(), freePort()];
     const flasks = ports.map((port) =>
-      new Deno.Command(PYTHON, {
+      spawnQuiet(PYTHON, {
         args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
         cwd: BACKENDS_DIR,
         env: {
@@ -43,18 +52,11 @@ Deno.test({
           MSG: `hello from server on port ${port}`,
           PYTHONDONTWRITEBYTECODE: "1",
         },
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn()
+      })
     );
     try {
       for (const port of ports) {
-        await waitUntil(
-          () => httpGet(port).then(() => true, () => false),
-          `flask on port ${port}`,
-          20_000,
-        );
+        await waitForFlask(port);
       }
       await using lb = await startLb([
         "-f",
@@ -88,20 +90,13 @@ Deno.test({
   ignore: missing !== undefined,
   async fn() {
     const ports = [freePort(), freePort()];
-    const launcher = new Deno.Command("bash", {
+    const launcher = spawnQuiet("bash", {
       args: [`${BACKENDS_DIR}run_flask.sh`, ...ports.map(String)],
       env: { PYTHONDONTWRITEBYTECODE: "1" },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    });
     try {
       for (const port of ports) {
-        await waitUntil(
-          () => httpGet(port).then(() => true, () => false),
-          `flask on port ${port}`,
-          20_000,
-        );
+        await waitForFlask(port);
         assertEquals(await httpGet(port), `hello from server on port ${port}`);
       }
     } finally {
@@ -131,21 +126,14 @@ Deno.test({
       const value = Deno.env.get(name);
       if (value !== undefined) env[name] = value;
     }
-    const flask = new Deno.Command(PYTHON, {
+    const flask = spawnQuiet(PYTHON, {
       args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
       cwd: BACKENDS_DIR,
       env,
       clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    });
     try {
-      await waitUntil(
-        () => httpGet(port).then(() => true, () => false),
-        `flask on port ${port}`,
-        20_000,
-      );
+      await waitForFlask(port);
       assertEquals(await httpGet(port), "Hello, World!");
     } finally {
       flask.kill("SIGTERM");

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { httpGet } from "../../backends/http_get.ts";
 import { startBackends } from "../../backends/httpd.ts";
-import { freePort, waitUntil } from "../_helpers.ts";
+import { freePort, spawnQuiet, waitUntil } from "../_helpers.ts";
 
 const HTTPD = new URL("../../backends/httpd.ts", import.meta.url).pathname;
 
@@ -19,14 +19,11 @@ async function answerOf(port: number, env: Record<string, string>): Promise<stri
     const value = Deno.env.get(name);
     if (value !== undefined) env = { [name]: value, ...env };
   }
-  const child = new Deno.Command(Deno.execPath(), {
+  const child = spawnQuiet(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", HTTPD, String(port)],
     env,
     clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  });
   try {
     let answer = "";
     await waitUntil(
