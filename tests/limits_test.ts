@@ -171,6 +171,7 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
   ]);
   const results: (string | null)[] = [];
   let stop = false;
+  const killWindow = [-1, -1];
   const traffic = (async () => {
     const deadline = Date.now() + 40_000;
     for (let i = 0; i < 2000 && !stop && Date.now() < deadline; i++) {
@@ -180,7 +181,11 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
   })();
   try {
     await waitUntil(() => a.served >= 5 && b.served >= 5, "traffic on both backends");
+    // Requests on a while it dies (the loop is sequential: the one in flight, and any
+    // that reached its socket before the kernel closed it) may fail.
+    killWindow[0] = results.length;
     await a.kill();
+    killWindow[1] = results.length;
     const down = await lb.waitFor(new RegExp(`backend ${LOOPBACK}:${a.port} is down`), 10_000);
     assert(/2 failures in a row/.test(down), down);
     const atDown = results.length;
@@ -202,8 +207,11 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
     stop = true;
     await traffic;
   }
-  // Retries hid the dead backend: every client was served.
-  equal(results.filter((r) => r === null).length, 0);
+  // Retries hid the dead backend: every client was served, but for those whose
+  // connection a already held while it was being killed (no balancer can save them).
+  const [from, to] = killWindow as [number, number];
+  const failed = results.flatMap((r, i) => r === null ? [i] : []);
+  assert(failed.every((i) => i >= from && i <= to), `failed: ${failed}, kill window ${from}-${to}`);
   assert(results.length > 60, String(results.length));
   equal(lb.stderr.filter((l) => /is down/.test(l)).length, 1, lb.stderr.join("\n"));
   equal(lb.stderr.filter((l) => /is up/.test(l)).length, 1, lb.stderr.join("\n"));
