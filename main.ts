@@ -7,7 +7,7 @@
  * ```
  * @module
  */
-import { run } from "./src/run.ts";
+import { run } from "./src/lb/run.ts";
 
 if (import.meta.main) {
   // Last line of defence: one line, never a stack trace, and keep serving.

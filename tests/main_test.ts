@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { httpGet } from "../backends/http_get.ts";
 import { startBackends } from "../backends/httpd.ts";
-import { VERSION } from "../src/version.ts";
+import { VERSION } from "../src/common/version.ts";
 import { startLb } from "../support/lb_process.ts";
 import {
   closeQuietly,

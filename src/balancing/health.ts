@@ -1,0 +1,177 @@
+import type { HostPort } from "../common/address.ts";
+import type { Backend } from "./backend.ts";
+import { type Clock, realClock, type TimerId } from "../common/clock.ts";
+import type { HealthConfig } from "../config/config.ts";
+import type { Logger } from "../observability/log.ts";
+
+/**
+ * Backend health with rise/fall. Every active check and every connect attempt
+ * (passive) reports here. A backend goes down after `fall` failures in a row
+ * and up after `rise` successes in a row; each change is logged once.
+ *
+ * With active checks off (`interval` 0) failures are counted but never take a
+ * backend down: nothing could bring it back (HAProxy's `observe` likewise
+ * needs `check`). A dead backend then costs a retry, not an outage.
+ */
+export class Health {
+  #config: HealthConfig;
+  #logger: Logger;
+
+  constructor(config: HealthConfig, logger: Logger) {
+    this.#config = config;
+    this.#logger = logger;
+  }
+
+  /**
+   * Records one connect or check result for `backend`.
+   *
+   * @param backend The backend checked or connected to.
+   * @param ok Whether the connect succeeded.
+   * @param why What went wrong, for the log line when this takes it down.
+   */
+  report(backend: Backend, ok: boolean, why?: string): void {
+    if (ok) {
+      backend.failStreak = 0;
+      backend.okStreak++;
+      if (!backend.healthy && backend.okStreak >= this.#config.rise) {
+        backend.healthy = true;
+        this.#logger.log(
+          "health",
+          `backend ${backend.id} is up (${backend.okStreak} successes in a row)`,
+        );
+      }
+    } else {
+      backend.okStreak = 0;
+      backend.failStreak++;
+      if (
+        backend.healthy && this.#config.interval > 0 && backend.failStreak >= this.#config.fall
+      ) {
+        backend.healthy = false;
+        this.#logger.log(
+          "health",
+          `backend ${backend.id} is down (${backend.failStreak} failures in a row${
+            why ? `, last: ${why}` : ""
+          })`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * One active check: resolves when `addr` accepts a connection, rejects
+ * otherwise. Must give up promptly when `signal` aborts.
+ */
+export type Probe = (addr: HostPort, signal: AbortSignal) => Promise<void>;
+
+/** The default probe: a TCP connect, closed at once. */
+export const tcpProbe: Probe = async (addr, signal) => {
+  const conn = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
+  conn.close();
+};
+
+/** Options for {@link HealthChecker}. */
+export interface CheckerOptions {
+  /** Time and timers. @default realClock */
+  clock?: Clock;
+  /** How one backend is checked. @default tcpProbe */
+  probe?: Probe;
+}
+
+/**
+ * Active health checks (HAProxy's `check inter rise fall`): checks every
+ * backend at start, then every `interval`, each check bounded by `timeout`,
+ * and reports to {@link Health}. A backend whose previous check is still
+ * running is skipped that round. Backends are read through a function on
+ * every round, so pools swapped by a reload are followed.
+ *
+ * @example
+ * ```ts
+ * const checker = new HealthChecker(() => pool.backends, health, config.health);
+ * checker.start();
+ * await checker.stop();
+ * ```
+ */
+export class HealthChecker {
+  #backends: () => Iterable<Backend>;
+  #health: Health;
+  #config: HealthConfig;
+  #clock: Clock;
+  #probe: Probe;
+  #timer: TimerId | undefined;
+  #running = false;
+  #inflight = new Map<Backend, { controller: AbortController; done: Promise<void> }>();
+
+  /**
+   * @param backends The backends to check now; called every round.
+   * @param health Where results go.
+   * @param config `interval` (0: `start` does nothing) and `timeout`, ms; read
+   * at every round, so a change made in place applies from the next one.
+   */
+  constructor(
+    backends: () => Iterable<Backend>,
+    health: Health,
+    config: HealthConfig,
+    options: CheckerOptions = {},
+  ) {
+    this.#backends = backends;
+    this.#health = health;
+    this.#config = config;
+    this.#clock = options.clock ?? realClock;
+    this.#probe = options.probe ?? tcpProbe;
+  }
+
+  /** Whether checks are scheduled. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Runs the first round now and schedules the next ones. No-op when `interval` is 0. */
+  start(): void {
+    if (this.#running || this.#config.interval <= 0) return;
+    this.#running = true;
+    this.#round();
+  }
+
+  /** Cancels the next round and every check in flight; resolves when they have ended. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const pending = [...this.#inflight.values()];
+    for (const check of pending) check.controller.abort();
+    await Promise.all(pending.map((check) => check.done));
+  }
+
+  #round(): void {
+    this.#timer = this.#clock.setTimeout(() => this.#round(), this.#config.interval);
+    for (const backend of this.#backends()) {
+      if (!this.#inflight.has(backend)) this.#check(backend);
+    }
+  }
+
+  #check(backend: Backend): void {
+    const controller = new AbortController();
+    const started = this.#clock.now();
+    const timeout = this.#config.timeout;
+    const timer = this.#clock.setTimeout(
+      () => controller.abort(new Deno.errors.TimedOut(`check timed out after ${timeout}ms`)),
+      timeout,
+    );
+    const done = this.#probe(backend.addr, controller.signal).then(
+      () => undefined,
+      (error: unknown) => {
+        const reason = controller.signal.aborted ? controller.signal.reason : error;
+        return reason instanceof Error ? reason.message : String(reason);
+      },
+    ).then((failure) => {
+      this.#clock.clearTimeout(timer);
+      this.#inflight.delete(backend);
+      if (!this.#running) return; // stopped: the result no longer counts
+      backend.lastCheckMs = Math.round(this.#clock.now() - started);
+      if (failure === undefined) this.#health.report(backend, true);
+      else this.#health.report(backend, false, `check: ${failure}`);
+    });
+    this.#inflight.set(backend, { controller, done });
+  }
+}

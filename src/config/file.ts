@@ -1,0 +1,387 @@
+import { ANY_HOST } from "../connection/listen.ts";
+/**
+ * The config file (`--config lb.json`): JSON with comments (JSONC), checked
+ * field by field with errors naming the exact path, turned into a {@link Config}.
+ * Flags are applied on top afterwards (`applyFlags(fileConfig, flags)`).
+ *
+ * @example
+ * ```jsonc
+ * {
+ *   // one listener, three backends
+ *   "frontends": [{
+ *     "name": "web",
+ *     "listen": "[::]:8080",
+ *     "backends": [{ "port": 8101, "weight": 3 }, "127.0.0.1:8102", "127.0.0.1:8103,backup"],
+ *   }],
+ *   "drainTimeout": "30s",
+ * }
+ * ```
+ * @module
+ */
+import { formatHostPort, type HostPort, parseHostPort } from "../common/address.ts";
+import { parseBackendSpec } from "./backend_spec.ts";
+import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
+import {
+  type BackendConfig,
+  type Config,
+  defaultConfig,
+  type FrontendConfig,
+  type LogFormat,
+} from "./config.ts";
+import { parseDuration } from "./duration.ts";
+import { ConfigError } from "../common/errors.ts";
+
+/**
+ * Turns JSONC into JSON: `//` and `/* *\/` comments become spaces (newlines
+ * kept) and a comma before `]` or `}` becomes a space, so every other
+ * character keeps its offset and `JSON.parse` positions still point into the
+ * original text. Strings, with their escapes, are left alone.
+ *
+ * @param text JSON with comments and trailing commas.
+ * @returns Plain JSON text of the same length.
+ * @example
+ * ```ts
+ * JSON.parse(stripJsonComments('{"a": 1, // one\n}')); // { a: 1 }
+ * ```
+ */
+export function stripJsonComments(text: string): string {
+  const out = text.split("");
+  let lastComma = -1; // index of a comma after a value, with only blanks/comments since
+  let previous = ""; // the last character outside comments and blanks
+  let i = 0;
+  const blank = (from: number, to: number) => {
+    for (let k = from; k < to; k++) if (out[k] !== "\n" && out[k] !== "\r") out[k] = " ";
+  };
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      lastComma = -1;
+      previous = c;
+      for (i++; i < text.length && text[i] !== '"'; i++) {
+        if (text[i] === "\\") i++;
+      }
+      i++;
+    } else if (c === "/" && text[i + 1] === "/") {
+      const end = text.indexOf("\n", i);
+      const to = end === -1 ? text.length : end;
+      blank(i, to);
+      i = to;
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      const to = end === -1 ? text.length : end + 2;
+      blank(i, to);
+      i = to;
+    } else {
+      if (c === ",") lastComma = "{[,:".includes(previous) ? -1 : i;
+      else if ((c === "]" || c === "}") && lastComma !== -1) out[lastComma] = " ";
+      if (!/\s/.test(c) && c !== ",") lastComma = -1;
+      if (!/\s/.test(c)) previous = c;
+      i++;
+    }
+  }
+  return out.join("");
+}
+
+/**
+ * Reads and checks a config file.
+ *
+ * @param path The file to read.
+ * @returns The config the file describes, with defaults for what it leaves out.
+ * @throws {ConfigError} When the file cannot be read, is not JSON(C), or a
+ * field is wrong; the message starts with the path and names the field.
+ * @example
+ * ```ts
+ * const config = validateConfig(applyFlags(await loadConfigFile("lb.json"), flags));
+ * ```
+ */
+export async function loadConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new ConfigError(`${path}: cannot read config file: ${why}`, { cause: error });
+  }
+  return parseConfigText(text, path);
+}
+
+/**
+ * Parses the text of a config file.
+ *
+ * @param text JSONC text.
+ * @param source Named at the start of error messages (the file path).
+ * @returns The config, with defaults for what the text leaves out.
+ * @throws {ConfigError} On a syntax error or a wrong field, naming it:
+ * `lb.json: frontends[0].backends[2].port must be 1-65535: got 70000`.
+ */
+export function parseConfigText(text: string, source: string): Config {
+  let data: unknown;
+  const json = stripJsonComments(text);
+  try {
+    data = JSON.parse(json);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`${source}: not valid JSON: ${_where(text, json, why)}`, {
+      cause: error,
+    });
+  }
+  try {
+    return _config(data);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new ConfigError(`${source}: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
+ * V8's message, with the line and column of the error when V8 names none
+ * ("Unexpected token"): found as the shortest prefix of `json` that already
+ * fails for a reason other than ending early.
+ */
+function _where(text: string, json: string, message: string): string {
+  if (/line \d+/.test(message)) return message;
+  const failsWithin = (length: number) => {
+    try {
+      JSON.parse(json.slice(0, length));
+      return false;
+    } catch (error) {
+      const why = error instanceof Error ? error.message : "";
+      const at = /position (\d+)/.exec(why);
+      if (at) return Number(at[1]) < length;
+      return !/Unexpected end/.test(why);
+    }
+  };
+  let low = 0;
+  let high = json.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (failsWithin(mid)) high = mid;
+    else low = mid + 1;
+  }
+  const before = text.slice(0, Math.max(0, low - 1)).split("\n");
+  const short = message.replace(/, (\.\.\.)?".*$/s, "");
+  return `${short} (line ${before.length} column ${before.at(-1)!.length + 1})`;
+}
+
+type Json = Record<string, unknown>;
+
+const TOP_KEYS = [
+  "$schema",
+  "frontends",
+  "health",
+  "retries",
+  "connectTimeout",
+  "idleTimeout",
+  "maxConns",
+  "drainTimeout",
+  "admin",
+  "log",
+  "logFile",
+  "workers",
+];
+const FRONTEND_KEYS = ["name", "listen", "balance", "backends"];
+const BACKEND_KEYS = ["host", "port", "weight", "backup", "maxConn"];
+const HEALTH_KEYS = ["interval", "timeout", "rise", "fall"];
+
+function _config(data: unknown): Config {
+  const root = _object(data, "the top level");
+  _known(root, TOP_KEYS, "");
+  const config = defaultConfig();
+  const has = (key: string) => root[key] !== undefined;
+
+  if (has("frontends")) {
+    const list = _array(root.frontends, "frontends");
+    config.frontends = list.map((f, i) => _frontend(f, `frontends[${i}]`, i));
+    _unique(config.frontends.map((f) => f.name), "frontends", "name");
+    const ports = config.frontends.map((f) => f.listen.port === 0 ? "" : formatHostPort(f.listen));
+    _unique(ports, "frontends", "listen");
+  }
+  if (has("health")) {
+    const health = _object(root.health, "health");
+    _known(health, HEALTH_KEYS, "health.");
+    if (health.interval !== undefined) {
+      config.health.interval = _duration(health.interval, "health.interval");
+    }
+    if (health.timeout !== undefined) {
+      config.health.timeout = _duration(health.timeout, "health.timeout");
+    }
+    if (health.rise !== undefined) config.health.rise = _int(health.rise, "health.rise", 1, 1000);
+    if (health.fall !== undefined) config.health.fall = _int(health.fall, "health.fall", 1, 1000);
+  }
+  if (has("retries")) {
+    config.retries = root.retries === null ? null : _int(root.retries, "retries", 0, 1000);
+  }
+  if (has("connectTimeout")) {
+    config.connectTimeout = _duration(root.connectTimeout, "connectTimeout");
+    if (config.connectTimeout === 0) throw new ConfigError(`connectTimeout must be more than 0`);
+  }
+  if (has("idleTimeout")) config.idleTimeout = _duration(root.idleTimeout, "idleTimeout");
+  if (has("maxConns")) config.maxConns = _int(root.maxConns, "maxConns", 0, 10_000_000);
+  if (has("drainTimeout")) config.drainTimeout = _duration(root.drainTimeout, "drainTimeout");
+  if (has("admin")) {
+    config.admin = root.admin === null ? null : _hostPort(root.admin, "admin", "127.0.0.1");
+  }
+  if (has("log")) {
+    const log = root.log;
+    if (log !== "text" && log !== "json" && log !== "off") {
+      throw new ConfigError(`log must be "text", "json" or "off": got ${JSON.stringify(log)}`);
+    }
+    config.log = log satisfies LogFormat;
+  }
+  if (has("logFile")) {
+    config.logFile = root.logFile === null ? null : _string(root.logFile, "logFile");
+  }
+  if (has("workers")) config.workers = _int(root.workers, "workers", 1, 256);
+  if (config.health.interval > 0 && config.health.timeout === 0) {
+    throw new ConfigError(`health.timeout must be more than 0 when checks are on`);
+  }
+  return config;
+}
+
+function _frontend(data: unknown, path: string, index: number): FrontendConfig {
+  const f = _object(data, path);
+  _known(f, FRONTEND_KEYS, `${path}.`);
+  const name = f.name === undefined ? (index === 0 ? "main" : `frontend${index}`) : _string(
+    f.name,
+    `${path}.name`,
+  );
+  if (!/^[A-Za-z0-9_.\-]+$/.test(name)) {
+    throw new ConfigError(
+      `${path}.name must be letters, digits, "_", "." or "-": got ${JSON.stringify(name)}`,
+    );
+  }
+  if (f.listen === undefined) {
+    throw new ConfigError(`${path}.listen is required: "HOST:PORT" or a port number`);
+  }
+  const listen = _hostPort(f.listen, `${path}.listen`, ANY_HOST, true);
+  let balance = "roundrobin";
+  if (f.balance !== undefined) {
+    balance = _string(f.balance, `${path}.balance`);
+    if (!STRATEGY_NAMES.includes(balance)) {
+      throw new ConfigError(
+        `${path}.balance must be one of ${STRATEGY_NAMES.join(", ")}: got ${
+          JSON.stringify(balance)
+        }`,
+      );
+    }
+  }
+  const backends = f.backends === undefined
+    ? []
+    : _array(f.backends, `${path}.backends`).map((b, i) => _backend(b, `${path}.backends[${i}]`));
+  _unique(backends.map((b) => formatHostPort(b)), `${path}.backends`, "");
+  return { name, listen, balance, backends };
+}
+
+function _backend(data: unknown, path: string): BackendConfig {
+  if (typeof data === "string") return parseBackendSpec(data, path);
+  const b = _object(
+    data,
+    path,
+    `an object like {"host": "127.0.0.1", "port": 8101} or "HOST:PORT"`,
+  );
+  _known(b, BACKEND_KEYS, `${path}.`);
+  const hostname = b.host === undefined ? "127.0.0.1" : _host(b.host, `${path}.host`);
+  if (b.port === undefined) throw new ConfigError(`${path}.port is required`);
+  return {
+    hostname,
+    port: _int(b.port, `${path}.port`, 1, 65535),
+    weight: b.weight === undefined ? 1 : _int(b.weight, `${path}.weight`, 1, 1000),
+    backup: b.backup === undefined ? false : _bool(b.backup, `${path}.backup`),
+    maxConn: b.maxConn === undefined ? 0 : _int(b.maxConn, `${path}.maxConn`, 0, 1_000_000),
+  };
+}
+
+function _hostPort(data: unknown, path: string, defaultHost: string, allowZero = false): HostPort {
+  if (typeof data === "number") {
+    return { hostname: defaultHost, port: _int(data, path, allowZero ? 0 : 1, 65535) };
+  }
+  if (typeof data === "string") return parseHostPort(data, path, defaultHost, allowZero);
+  throw new ConfigError(
+    `${path} must be "HOST:PORT" or a port number: got ${JSON.stringify(data)}`,
+  );
+}
+
+function _host(data: unknown, path: string): string {
+  const host = _string(data, path);
+  if (!/^[A-Za-z0-9.\-_:]+$/.test(host)) {
+    throw new ConfigError(`${path} must be a host name or IP address: got ${JSON.stringify(host)}`);
+  }
+  return host;
+}
+
+function _duration(data: unknown, path: string): number {
+  if (typeof data !== "string" && typeof data !== "number") {
+    throw new ConfigError(
+      `${path} must be a duration like "500ms", "2s" or a number of seconds: got ${
+        JSON.stringify(data)
+      }`,
+    );
+  }
+  return Math.round(parseDuration(data, path));
+}
+
+function _int(data: unknown, path: string, min: number, max: number): number {
+  if (typeof data !== "number" || !Number.isInteger(data)) {
+    throw new ConfigError(
+      `${path} must be a whole number ${min}-${max}: got ${JSON.stringify(data)}`,
+    );
+  }
+  if (data < min || data > max) throw new ConfigError(`${path} must be ${min}-${max}: got ${data}`);
+  return data;
+}
+
+function _bool(data: unknown, path: string): boolean {
+  if (typeof data !== "boolean") {
+    throw new ConfigError(`${path} must be true or false: got ${JSON.stringify(data)}`);
+  }
+  return data;
+}
+
+function _string(data: unknown, path: string): string {
+  if (typeof data !== "string" || data === "") {
+    throw new ConfigError(`${path} must be a non-empty string: got ${JSON.stringify(data)}`);
+  }
+  return data;
+}
+
+function _object(data: unknown, path: string, what = "an object"): Json {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${path} must be ${what}: got ${JSON.stringify(data)}`);
+  }
+  return data as Json;
+}
+
+function _array(data: unknown, path: string): unknown[] {
+  if (!Array.isArray(data)) {
+    throw new ConfigError(`${path} must be an array: got ${JSON.stringify(data)}`);
+  }
+  return data;
+}
+
+function _known(data: Json, keys: readonly string[], prefix: string): void {
+  for (const key of Object.keys(data)) {
+    if (!keys.includes(key)) {
+      throw new ConfigError(
+        `${prefix}${key} is not a known field (expected one of ${keys.join(", ")})`,
+      );
+    }
+  }
+}
+
+function _unique(values: string[], path: string, field: string): void {
+  const dot = field === "" ? "" : `.${field}`;
+  values.forEach((value, i) => {
+    const first = values.indexOf(value);
+    if (value !== "" && first !== i) {
+      throw new ConfigError(
+        `${path}[${i}]${dot} repeats ${path}[${first}]${dot}: ${JSON.stringify(value)}`,
+      );
+    }
+  });
+}

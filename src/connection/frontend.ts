@@ -1,0 +1,155 @@
+import { formatAddr } from "../common/address.ts";
+import type { FrontendConfig } from "../config/config.ts";
+import type { Gate } from "./gate.ts";
+import { Pool } from "../balancing/pool.ts";
+import { describe, proxy, type ProxyContext } from "./proxy.ts";
+import { Session } from "./session.ts";
+
+/** Called once per finished connection (access log, metrics). */
+export type SessionHook = (session: Session) => void;
+
+/** What a frontend shares with the rest of lb. */
+export interface ServerContext extends Omit<ProxyContext, "pool"> {
+  gate: Gate;
+  onEnd: SessionHook;
+}
+
+/** A listener, its pool, and the connections it has open. */
+export class Frontend {
+  readonly name: string;
+  /** Replaced when a reload moves the frontend (see `relisten`). */
+  listener: Deno.TcpListener;
+  addr: string;
+  /** Connections open now. */
+  readonly sessions = new Set<Session>();
+  /** Connections ever accepted. */
+  total = 0;
+  /** Bytes of finished connections, client → backend and back. */
+  bytesIn = 0;
+  bytesOut = 0;
+  #ctx: ServerContext;
+  #proxyCtx: ProxyContext;
+  #accepting: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(config: FrontendConfig, listener: Deno.TcpListener, ctx: ServerContext) {
+    this.name = config.name;
+    this.listener = listener;
+    this.addr = formatAddr(listener.addr);
+    this.#ctx = ctx;
+    this.#proxyCtx = { ...ctx, pool: new Pool(config.balance, config.backends) };
+  }
+
+  /** The backends new connections go to; replaced on reload. */
+  get pool(): Pool {
+    return this.#proxyCtx.pool;
+  }
+
+  set pool(pool: Pool) {
+    this.#proxyCtx = { ...this.#proxyCtx, pool };
+  }
+
+  /** Replaces the connect settings new connections use (on reload). */
+  configure(settings: Pick<ProxyContext, "connectTimeout" | "retries">): void {
+    this.#proxyCtx = { ...this.#proxyCtx, ...settings };
+  }
+
+  /**
+   * Moves to `listener` (a reload changed the address): accepts there at
+   * once, then closes the old listener. Open connections go on.
+   */
+  async relisten(listener: Deno.TcpListener): Promise<void> {
+    const old = this.listener;
+    const oldLoop = this.#accepting;
+    this.listener = listener;
+    this.addr = formatAddr(listener.addr);
+    if (this.#stopped) {
+      listener.close();
+      return;
+    }
+    this.#accepting = this.#acceptLoop();
+    try {
+      old.close();
+    } catch {
+      // Already closed.
+    }
+    this.#ctx.gate.release(); // an old loop waiting on a full gate re-checks and ends
+    await oldLoop;
+  }
+
+  /** Starts the accept loop; `stop()` ends it. */
+  start(): void {
+    this.#accepting ??= this.#acceptLoop();
+  }
+
+  /** Stops accepting (closes the listener); open connections go on. */
+  async stop(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      try {
+        this.listener.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    // A loop waiting on a full gate would otherwise wait for a connection to end.
+    this.#ctx.gate.release();
+    await this.#accepting;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    const { gate, logger } = this.#ctx;
+    const listener = this.listener;
+    while (!this.#stopped && listener === this.listener) {
+      const full = gate.wait();
+      if (full) {
+        await full;
+        continue;
+      }
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#stopped || listener !== this.listener) return;
+        // A client that reset before accept, or out of descriptors: the loop goes on.
+        const hint = outOfFds(error) ? " (raise the soft limit, ulimit -n: 2 per connection)" : "";
+        logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}${hint}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      this.#serve(conn);
+    }
+  }
+
+  #serve(conn: Deno.TcpConn): void {
+    const { gate, onEnd } = this.#ctx;
+    gate.enter();
+    this.total++;
+    let session: Session;
+    try {
+      conn.setNoDelay(true);
+      session = new Session(conn, this.name);
+    } catch {
+      // Reset between accept and here: nothing to proxy.
+      gate.leave();
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      return;
+    }
+    this.sessions.add(session);
+    proxy(session, this.#proxyCtx).finally(() => {
+      this.sessions.delete(session);
+      this.bytesIn += session.up.bytes;
+      this.bytesOut += session.down.bytes;
+      gate.leave();
+      onEnd(session);
+    });
+  }
+}
+
+/** Whether an accept failed for want of file descriptors (EMFILE: this process, ENFILE: system). */
+function outOfFds(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE";
+}

@@ -1,0 +1,94 @@
+import { dial } from "./dial.ts";
+import type { Backend } from "../balancing/backend.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Pool } from "../balancing/pool.ts";
+import { pump } from "./pump.ts";
+import type { Session } from "./session.ts";
+
+/** What proxying one connection needs from the rest of lb. */
+export interface ProxyContext {
+  pool: Pool;
+  logger: Logger;
+  /** Bound on one backend connect, ms. */
+  connectTimeout: number;
+  /** Other backends tried after a failed connect; null is every other backend once. */
+  retries: number | null;
+  /** Told of every connect attempt, for passive health; `why` says what failed. */
+  onConnect(backend: Backend, ok: boolean, why?: string): void;
+}
+
+/**
+ * Proxies one client connection: picks a backend (trying others when a connect
+ * fails), then copies bytes both ways until both directions end or one fails.
+ * Never throws; on return both sockets are closed and `session.end` is set.
+ */
+export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
+  const upstream = await connectBackend(session, ctx);
+  if (!upstream) return session.abort(session.end ?? "no-backend");
+  const backend = session.backend!;
+  backend.total++;
+  const fail = () => session.abort("reset");
+  try {
+    await Promise.all([
+      pump(session.client, upstream, session.up).catch(fail),
+      pump(upstream, session.client, session.down).catch(fail),
+    ]);
+    session.abort("eof");
+  } finally {
+    backend.active--;
+    backend.bytesOut += session.up.bytes;
+    backend.bytesIn += session.down.bytes;
+  }
+}
+
+async function connectBackend(
+  session: Session,
+  ctx: ProxyContext,
+): Promise<Deno.TcpConn | undefined> {
+  const tried = new Set<Backend>();
+  const attempts = ctx.retries === null ? Infinity : ctx.retries + 1;
+  while (tried.size < attempts) {
+    const backend = ctx.pool.pick(session.clientHost, tried);
+    if (!backend) break;
+    tried.add(backend);
+    // Counted from the pick, not the connect: a burst of clients then sees
+    // the connects in flight (maxconn holds, leastconn spreads them).
+    backend.active++;
+    try {
+      const conn = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
+      ctx.onConnect(backend, true);
+      if (session.closed) { // aborted (shutdown) while dialling
+        backend.active--;
+        conn.close();
+        return undefined;
+      }
+      session.backend = backend;
+      session.upstream = conn;
+      return conn;
+    } catch (error) {
+      backend.active--;
+      // Cancelled (shutdown, idle sweep): not the backend's failure.
+      if (session.closed) return undefined;
+      backend.connectFailures++;
+      ctx.onConnect(backend, false, describe(error));
+      ctx.logger.limited(
+        `dial:${backend.id}`,
+        "proxy",
+        `for incoming conn ${session.clientAddr}, error dialing ${backend.id}: ${describe(error)}`,
+      );
+    }
+  }
+  ctx.logger.limited(
+    `nobackend:${session.frontend}`,
+    "proxy",
+    `${session.clientAddr} -> ${session.frontend}: no backend available${
+      tried.size ? ` (${tried.size} tried)` : ""
+    }, closing client`,
+  );
+  return undefined;
+}
+
+/** A short description of an error for a log line. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,191 @@
+import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
+import { MAX_BUFFER, type Meter, pump } from "../../src/connection/pump.ts";
+import {
+  closeQuietly,
+  delay,
+  digestAll,
+  pseudoRandomBytes,
+  readAll,
+  sha256,
+  tcpPair,
+  withTimeout,
+  writeAll,
+} from "../_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Two loopback pairs, as a proxy sees them: `client` talks to `front`, and
+ * `back` talks to `server`. The pump under test runs between front and back.
+ */
+async function proxyLine() {
+  const [client, front] = await tcpPair();
+  const [back, server] = await tcpPair();
+  return {
+    client,
+    front,
+    back,
+    server,
+    [Symbol.dispose]() {
+      for (const conn of [client, front, back, server]) closeQuietly(conn);
+    },
+  };
+}
+
+Deno.test("pump copies bytes exactly, counts them, and passes EOF on as a FIN", async () => {
+  using line = await proxyLine();
+  const data = pseudoRandomBytes(4 * 1024 * 1024, 7);
+  const meter: Meter = { bytes: 0 };
+  const pumping = pump(line.front, line.back, meter);
+  const [, got] = await Promise.all([
+    writeAll(line.client, data).then(() => line.client.closeWrite()),
+    digestAll(line.server), // ends only if the pump sends a FIN
+  ]);
+  await pumping;
+  assertEquals(got, { bytes: data.length, sha256: sha256(data) });
+  assertEquals(meter.bytes, data.length);
+});
+
+Deno.test("pump finishes partial writes when the reader is slow", async () => {
+  using line = await proxyLine();
+  const data = pseudoRandomBytes(8 * 1024 * 1024, 11);
+  // Spy on the real socket's writes: socket buffers fill while the reader
+  // sleeps, so some writes take only part of the chunk.
+  const realWrite = line.back.write.bind(line.back);
+  let partial = 0;
+  line.back.write = async (chunk: Uint8Array) => {
+    const n = await realWrite(chunk);
+    if (n < chunk.length) partial++;
+    return n;
+  };
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  const reading = (async () => {
+    const out = new Uint8Array(data.length);
+    let got = 0;
+    const buf = new Uint8Array(16 * 1024);
+    for (let i = 0;; i++) {
+      if (i % 64 === 0) await delay(5);
+      const n = await line.server.read(buf);
+      if (n === null) break;
+      out.set(buf.subarray(0, n), got);
+      got += n;
+    }
+    return out.subarray(0, got);
+  })();
+  await writeAll(line.client, data);
+  await line.client.closeWrite();
+  const got = await reading;
+  await pumping;
+  ok(got.length === data.length && sha256(got) === sha256(data), "bytes differ");
+  console.log(`partial writes seen: ${partial}`);
+});
+
+Deno.test("pump writes the rest of a chunk after a short write", async () => {
+  using line = await proxyLine();
+  const data = pseudoRandomBytes(MAX_BUFFER * 4, 3);
+  // A real socket whose write takes at most 1000 bytes per call, as a
+  // kernel does when its send buffer is nearly full.
+  const realWrite = line.back.write.bind(line.back);
+  line.back.write = (chunk: Uint8Array) => realWrite(chunk.subarray(0, 1000));
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  const [, got] = await Promise.all([
+    writeAll(line.client, data).then(() => line.client.closeWrite()),
+    readAll(line.server),
+  ]);
+  await pumping;
+  assertEquals(got.length, data.length);
+  ok(sha256(got) === sha256(data), "bytes differ");
+});
+
+Deno.test("pump half-close: one direction ends while the other keeps flowing", async () => {
+  using line = await proxyLine();
+  const up = pump(line.front, line.back, { bytes: 0 });
+  const down = pump(line.back, line.front, { bytes: 0 });
+  // The client sends a request and shuts its write side.
+  await writeAll(line.client, encoder.encode("request"));
+  await line.client.closeWrite();
+  assertEquals(decoder.decode(await readAll(line.server)), "request");
+  await withTimeout(up, 5000, "the up pump ends on EOF");
+  // The server still answers, in several writes, after seeing EOF.
+  for (const part of ["reply ", "after ", "EOF"]) {
+    await writeAll(line.server, encoder.encode(part));
+    await delay(10);
+  }
+  await line.server.closeWrite();
+  assertEquals(decoder.decode(await readAll(line.client)), "reply after EOF");
+  await withTimeout(down, 5000, "the down pump ends on EOF");
+});
+
+Deno.test("pump half-close: the server may finish first and still receive", async () => {
+  using line = await proxyLine();
+  const up = pump(line.front, line.back, { bytes: 0 });
+  const down = pump(line.back, line.front, { bytes: 0 });
+  await writeAll(line.server, encoder.encode("banner"));
+  await line.server.closeWrite();
+  assertEquals(decoder.decode(await readAll(line.client)), "banner");
+  await withTimeout(down, 5000, "the down pump ends on EOF");
+  await writeAll(line.client, encoder.encode("late upload"));
+  await line.client.closeWrite();
+  assertEquals(decoder.decode(await readAll(line.server)), "late upload");
+  await up;
+});
+
+Deno.test("pump delivers bytes written just before the client closes", async () => {
+  using line = await proxyLine();
+  const data = pseudoRandomBytes(1024 * 1024, 5);
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  await writeAll(line.client, data);
+  line.client.close(); // full close at once, no closeWrite first
+  const got = await digestAll(line.server);
+  await pumping;
+  assertEquals(got, { bytes: data.length, sha256: sha256(data) });
+});
+
+Deno.test("pump passes a source reset on as a FIN, so the destination is told", async () => {
+  using line = await proxyLine();
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  await writeAll(line.client, encoder.encode("last words"));
+  // Closing a socket with unread received data sends a RST. Deno reads a
+  // reset as end of stream, so the pump must end and half-close its
+  // destination rather than wait: the backend learns the client is gone.
+  await writeAll(line.front, encoder.encode("unread"));
+  await delay(50);
+  line.client.close();
+  await withTimeout(pumping.catch(() => {}), 5000, "the pump ends on a reset source");
+  assertEquals(decoder.decode(await readAll(line.server)), "last words");
+});
+
+Deno.test("pump rejects when the destination resets", async () => {
+  using line = await proxyLine();
+  await writeAll(line.back, encoder.encode("unread"));
+  await delay(50);
+  line.server.close(); // RST: it had unread data
+  await delay(50);
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  const chunk = new Uint8Array(64 * 1024);
+  const writing = (async () => {
+    try {
+      // Keep writing until the pump fails and its source gets closed.
+      for (let i = 0; i < 200; i++) await writeAll(line.client, chunk);
+    } catch {
+      // The test closes the client side below.
+    }
+  })();
+  await withTimeout(rejects(pumping), 5000, "the pump rejects on a write to a reset peer");
+  line.client.close();
+  line.front.close();
+  await writing;
+});
+
+Deno.test("pump ends when its sockets are closed under a pending read", async () => {
+  using line = await proxyLine();
+  const pumping = pump(line.front, line.back, { bytes: 0 });
+  await delay(20);
+  line.front.close();
+  line.back.close();
+  // Either outcome ends it; what matters is that it does not hang.
+  await withTimeout(pumping.catch(() => {}), 5000, "the pump ends after close");
+  // And the peer of the destination is not left hanging.
+  assertEquals(await line.server.read(new Uint8Array(1)), null);
+});

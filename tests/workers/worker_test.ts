@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { defaultConfig } from "../../src/config/config.ts";
+import { ConfigError } from "../../src/common/errors.ts";
+import { gateShare } from "../../src/lb/lb.ts";
+import { checkWorkers, workerConfig } from "../../src/workers/worker.ts";
+import { startLb } from "../../support/lb_process.ts";
+import { LOOPBACK, readAll, startEchoServer, writeAll } from "../_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function configWith(workers: number, admin: boolean) {
+  const config = defaultConfig();
+  config.workers = workers;
+  if (admin) config.admin = { hostname: LOOPBACK, port: 0 };
+  config.frontends = [
+    { name: "a", listen: { hostname: LOOPBACK, port: 0 }, balance: "roundrobin", backends: [] },
+    { name: "b", listen: { hostname: LOOPBACK, port: 9000 }, balance: "roundrobin", backends: [] },
+  ];
+  return config;
+}
+
+Deno.test("checkWorkers refuses --workers above 1 with --admin and allows the rest", () => {
+  assert.throws(() => checkWorkers(configWith(2, true)), ConfigError);
+  checkWorkers(configWith(2, false));
+  checkWorkers(configWith(1, true));
+});
+
+Deno.test("workerConfig puts port-0 frontends on the main thread's ports, by name, on a copy", () => {
+  const config = configWith(2, false);
+  const copy = workerConfig(config, new Map([["a", 4321], ["b", 1]]));
+  assert.equal(copy.frontends[0]!.listen.port, 4321);
+  assert.equal(copy.frontends[1]!.listen.port, 9000); // an explicit port is kept
+  assert.equal(config.frontends[0]!.listen.port, 0); // the original is untouched
+});
+
+Deno.test("gateShare gives each worker ceil(max-conns / workers), 0 staying no limit", () => {
+  assert.equal(gateShare(0, 4), 0);
+  assert.equal(gateShare(100, 1), 100);
+  assert.equal(gateShare(100, 3), 34);
+  assert.equal(gateShare(1, 2), 1);
+});
+
+Deno.test("--workers 2 proxies every connection with two accept loops and stops cleanly on SIGTERM", async () => {
+  await using backend = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    `${LOOPBACK}:0`,
+    "-p",
+    `${LOOPBACK}:${backend.port}`,
+    "--health-interval",
+    "0",
+    "--log",
+    "off",
+    "--workers",
+    "2",
+  ]);
+  await lb.waitFor(/worker1 lb: frontend main listening on /);
+  const replies = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    try {
+      await writeAll(conn, encoder.encode(`hello ${i}`));
+      await conn.closeWrite();
+      return decoder.decode(await readAll(conn));
+    } finally {
+      conn.close();
+    }
+  }));
+  assert.deepEqual(replies, Array.from({ length: 40 }, (_, i) => `hello ${i}`));
+  const status = await lb.stop("SIGTERM");
+  assert.equal(status.code, 0);
+  assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+});
+
+Deno.test("--workers 2 with --admin exits 2 with one line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      new URL("../../main.ts", import.meta.url).pathname,
+      "-f",
+      `${LOOPBACK}:0`,
+      "-p",
+      "9",
+      "--workers",
+      "2",
+      "--admin",
+      `${LOOPBACK}:0`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  const first = decoder.decode(out.stderr).split("\n")[0]!;
+  assert.match(first, /^lb: --workers 2 cannot be combined with --admin/);
+});
