@@ -618,3 +618,23 @@ Deno.test("lb on a bare -f PORT listens on all interfaces, IPv4 and IPv6, like t
   }
   if (v6) assertEquals(await httpGet(lb.port, "::1"), want);
 });
+
+Deno.test("main exits 70 with one line, no stack trace, when lb itself fails (an internal error)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lb-main-" });
+  try {
+    const script = `${dir}/fails.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { main } from ${JSON.stringify(MAIN)};\n` +
+        `await main([], () => Promise.reject(new Error("boom")));\n`,
+    );
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", script],
+      stdin: "null",
+    }).output();
+    assertEquals(decoder.decode(stderr), "lb: internal error: boom\n");
+    assertEquals(code, 70);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

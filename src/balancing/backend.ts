@@ -1,45 +1,137 @@
 import { formatHostPort, type HostPort } from "../common/address.ts";
 import type { BackendConfig } from "../config/config.ts";
+import { BackendHealth } from "./backend_health.ts";
 
-/** A backend server at run time: its options, health state and counters. */
+/**
+ * A backend server at run time. Each piece of its state has one owner:
+ * options change through {@link Backend.configure} (start, reload), health
+ * through {@link BackendHealth} (only `Health` and `HealthChecker` in
+ * health.ts report to it), the operator's drain through `drain`/`enable`, and the counters through
+ * the connection methods (`picked` … `closed`), called by the proxy.
+ *
+ * Bytes are named from the client's side, the same everywhere (`/metrics`,
+ * `/stats`, the stats page, the access log): `bytesIn` came from clients and
+ * went to the backend, `bytesOut` came from the backend and went to clients.
+ */
 export class Backend {
   /** `host:port`, unique within a pool; used in logs, metrics and admin URLs. */
   readonly id: string;
   readonly addr: HostPort;
-  weight: number;
-  backup: boolean;
-  maxConn: number;
-  /** Health state: false after `fall` failed checks or connects in a row. */
-  healthy = true;
-  /** Set by an operator (admin drain) or a reload that removed it: no new connections. */
-  drained = false;
-  /** Connections open to this backend now, counting connects in flight. */
-  active = 0;
-  /** Connections ever opened to this backend. */
-  total = 0;
-  /** Bytes sent to the backend (client → backend). */
-  bytesOut = 0;
-  /** Bytes received from the backend (backend → client). */
-  bytesIn = 0;
-  /** Connects that failed or timed out. */
-  connectFailures = 0;
-  /** Consecutive failed checks or connects (health bookkeeping). */
-  failStreak = 0;
-  /** Consecutive successful checks (health bookkeeping). */
-  okStreak = 0;
-  /** Duration of the last health check, ms (-1 before the first). */
-  lastCheckMs = -1;
+  /** Up or down, with its rise/fall bookkeeping. */
+  readonly health = new BackendHealth();
+  #weight = 1;
+  #backup = false;
+  #maxConn = 0;
+  #drained = false;
+  #active = 0;
+  #total = 0;
+  #connectFailures = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
 
   constructor(config: BackendConfig) {
     this.addr = { hostname: config.hostname, port: config.port };
     this.id = formatHostPort(this.addr);
-    this.weight = config.weight;
-    this.backup = config.backup;
-    this.maxConn = config.maxConn;
+    this.configure(config);
+  }
+
+  /** Takes the options of `config` (a reload of the same id): weight, backup, maxconn. */
+  configure(config: Pick<BackendConfig, "weight" | "backup" | "maxConn">): void {
+    this.#weight = config.weight;
+    this.#backup = config.backup;
+    this.#maxConn = config.maxConn;
+  }
+
+  /** Relative share of new connections. */
+  get weight(): number {
+    return this.#weight;
+  }
+
+  /** Used only when no normal backend is available. */
+  get backup(): boolean {
+    return this.#backup;
+  }
+
+  /** Most connections at once; 0 is no limit. */
+  get maxConn(): number {
+    return this.#maxConn;
+  }
+
+  /** Whether it takes no new connections (drained by an operator, or removed by a reload). */
+  get drained(): boolean {
+    return this.#drained;
+  }
+
+  /** Stops new connections; open ones run to their end. */
+  drain(): void {
+    this.#drained = true;
+  }
+
+  /** Takes new connections again after `drain`. */
+  enable(): void {
+    this.#drained = false;
+  }
+
+  /** Whether health checks and connects see it as up. */
+  get healthy(): boolean {
+    return this.health.up;
   }
 
   /** Whether a new connection may go here now. */
   get available(): boolean {
-    return this.healthy && !this.drained && (this.maxConn === 0 || this.active < this.maxConn);
+    return this.health.up && !this.#drained &&
+      (this.#maxConn === 0 || this.#active < this.#maxConn);
+  }
+
+  /** Connections open to this backend now, counting connects in flight. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Connections ever opened to this backend. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Connects that failed or timed out. */
+  get connectFailures(): number {
+    return this.#connectFailures;
+  }
+
+  /** Bytes from clients sent here, by finished connections. */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Bytes from here sent to clients, by finished connections. */
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /**
+   * Counts a connection in from the moment it is picked, not connected: a
+   * burst of clients then sees the connects in flight (maxconn holds,
+   * leastconn spreads them).
+   */
+  picked(): void {
+    this.#active++;
+  }
+
+  /** A connect after `picked` failed; `counts` is false when it was cancelled, not the backend's fault. */
+  connectFailed(counts = true): void {
+    this.#active--;
+    if (counts) this.#connectFailures++;
+  }
+
+  /** A connect after `picked` succeeded. */
+  connected(): void {
+    this.#total++;
+  }
+
+  /** A connection after `connected` ended, having moved these bytes. */
+  closed(bytesIn: number, bytesOut: number): void {
+    this.#active--;
+    this.#bytesIn += bytesIn;
+    this.#bytesOut += bytesOut;
   }
 }

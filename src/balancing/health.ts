@@ -1,4 +1,5 @@
 import type { HostPort } from "../common/address.ts";
+import { describe } from "../common/errors.ts";
 import type { Backend } from "./backend.ts";
 import { type Clock, realClock, type TimerId } from "../common/clock.ts";
 import type { HealthConfig } from "../config/config.ts";
@@ -18,8 +19,27 @@ export class Health {
   #logger: Logger;
 
   constructor(config: HealthConfig, logger: Logger) {
-    this.#config = config;
+    this.#config = { ...config };
     this.#logger = logger;
+  }
+
+  /** The settings in use (a copy is kept: changing the caller's object changes nothing). */
+  get config(): Readonly<HealthConfig> {
+    return this.#config;
+  }
+
+  /**
+   * Takes new settings (reload). Turning checks off brings every backend in
+   * `backends` up: with no checks nothing else could.
+   */
+  configure(config: HealthConfig, backends: Iterable<Backend>): void {
+    this.#config = { ...config };
+    if (config.interval > 0) return;
+    for (const backend of backends) {
+      if (backend.health.reset()) {
+        this.#logger.log("health", `backend ${backend.id} is up (health checks turned off)`);
+      }
+    }
   }
 
   /**
@@ -30,30 +50,21 @@ export class Health {
    * @param why What went wrong, for the log line when this takes it down.
    */
   report(backend: Backend, ok: boolean, why?: string): void {
+    const { health } = backend;
     if (ok) {
-      backend.failStreak = 0;
-      backend.okStreak++;
-      if (!backend.healthy && backend.okStreak >= this.#config.rise) {
-        backend.healthy = true;
+      if (health.succeeded(this.#config.rise)) {
         this.#logger.log(
           "health",
-          `backend ${backend.id} is up (${backend.okStreak} successes in a row)`,
+          `backend ${backend.id} is up (${health.okStreak} successes in a row)`,
         );
       }
-    } else {
-      backend.okStreak = 0;
-      backend.failStreak++;
-      if (
-        backend.healthy && this.#config.interval > 0 && backend.failStreak >= this.#config.fall
-      ) {
-        backend.healthy = false;
-        this.#logger.log(
-          "health",
-          `backend ${backend.id} is down (${backend.failStreak} failures in a row${
-            why ? `, last: ${why}` : ""
-          })`,
-        );
-      }
+    } else if (health.failed(this.#config.fall, this.#config.interval > 0, why)) {
+      this.#logger.log(
+        "health",
+        `backend ${backend.id} is down (${health.failStreak} failures in a row${
+          why ? `, last: ${why}` : ""
+        })`,
+      );
     }
   }
 }
@@ -81,13 +92,14 @@ export interface CheckerOptions {
 /**
  * Active health checks (HAProxy's `check inter rise fall`): checks every
  * backend at start, then every `interval`, each check bounded by `timeout`,
- * and reports to {@link Health}. A backend whose previous check is still
- * running is skipped that round. Backends are read through a function on
- * every round, so pools swapped by a reload are followed.
+ * and reports to {@link Health}, whose settings it reads at every round. A
+ * backend whose previous check is still running is skipped that round.
+ * Backends are read through a function on every round, so pools swapped by a
+ * reload are followed.
  *
  * @example
  * ```ts
- * const checker = new HealthChecker(() => pool.backends, health, config.health);
+ * const checker = new HealthChecker(() => pool.backends, health);
  * checker.start();
  * await checker.stop();
  * ```
@@ -95,7 +107,6 @@ export interface CheckerOptions {
 export class HealthChecker {
   #backends: () => Iterable<Backend>;
   #health: Health;
-  #config: HealthConfig;
   #clock: Clock;
   #probe: Probe;
   #timer: TimerId | undefined;
@@ -104,19 +115,12 @@ export class HealthChecker {
 
   /**
    * @param backends The backends to check now; called every round.
-   * @param health Where results go.
-   * @param config `interval` (0: `start` does nothing) and `timeout`, ms; read
-   * at every round, so a change made in place applies from the next one.
+   * @param health Where results go, and whose `interval` (0: `start` does
+   * nothing) and `timeout` apply, read at every round.
    */
-  constructor(
-    backends: () => Iterable<Backend>,
-    health: Health,
-    config: HealthConfig,
-    options: CheckerOptions = {},
-  ) {
+  constructor(backends: () => Iterable<Backend>, health: Health, options: CheckerOptions = {}) {
     this.#backends = backends;
     this.#health = health;
-    this.#config = config;
     this.#clock = options.clock ?? realClock;
     this.#probe = options.probe ?? tcpProbe;
   }
@@ -128,7 +132,7 @@ export class HealthChecker {
 
   /** Runs the first round now and schedules the next ones. No-op when `interval` is 0. */
   start(): void {
-    if (this.#running || this.#config.interval <= 0) return;
+    if (this.#running || this.#health.config.interval <= 0) return;
     this.#running = true;
     this.#round();
   }
@@ -144,7 +148,7 @@ export class HealthChecker {
   }
 
   #round(): void {
-    this.#timer = this.#clock.setTimeout(() => this.#round(), this.#config.interval);
+    this.#timer = this.#clock.setTimeout(() => this.#round(), this.#health.config.interval);
     for (const backend of this.#backends()) {
       if (!this.#inflight.has(backend)) this.#check(backend);
     }
@@ -153,7 +157,7 @@ export class HealthChecker {
   #check(backend: Backend): void {
     const controller = new AbortController();
     const started = this.#clock.now();
-    const timeout = this.#config.timeout;
+    const timeout = this.#health.config.timeout;
     const timer = this.#clock.setTimeout(
       () => controller.abort(new Deno.errors.TimedOut(`check timed out after ${timeout}ms`)),
       timeout,
@@ -162,13 +166,13 @@ export class HealthChecker {
       () => undefined,
       (error: unknown) => {
         const reason = controller.signal.aborted ? controller.signal.reason : error;
-        return reason instanceof Error ? reason.message : String(reason);
+        return describe(reason);
       },
     ).then((failure) => {
       this.#clock.clearTimeout(timer);
       this.#inflight.delete(backend);
       if (!this.#running) return; // stopped: the result no longer counts
-      backend.lastCheckMs = Math.round(this.#clock.now() - started);
+      backend.health.checked(Math.round(this.#clock.now() - started));
       if (failure === undefined) this.#health.report(backend, true);
       else this.#health.report(backend, false, `check: ${failure}`);
     });

@@ -12,3 +12,8 @@ export class ConfigError extends Error {
     this.showUsage = options.showUsage ?? false;
   }
 }
+
+/** A short description of an error for a log line: its message, never a stack. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,10 +1,11 @@
-import { parseHostPort } from "../common/address.ts";
-import type { BackendConfig } from "./config.ts";
 import { ConfigError } from "../common/errors.ts";
+import type { BackendConfig } from "./config.ts";
+import { parseHostPort } from "./host_port.ts";
+import { LIMITS, readInt } from "./limits.ts";
 
 /**
  * Parses one `-p` value: `PORT`, `HOST:PORT` or `[IPv6]:PORT`, then comma-separated
- * options `weight=N` (1-1000), `backup`, `maxconn=N` (0 is no limit).
+ * options `weight=N`, `backup`, `maxconn=N` (0 is no limit); ranges in {@link LIMITS}.
  *
  * @param value The flag value.
  * @param field The flag, named in errors.
@@ -27,9 +28,9 @@ export function parseBackendSpec(value: string, field: string): BackendConfig {
     const [key = "", raw] = option.trim().split("=", 2);
     if (key === "backup" && raw === undefined) backend.backup = true;
     else if (key === "weight" && raw !== undefined) {
-      backend.weight = wholeNumber(raw, `${field} ${address} weight`, 1, 1000);
+      backend.weight = readInt(raw, `${field} ${address} weight`, LIMITS.weight);
     } else if (key === "maxconn" && raw !== undefined) {
-      backend.maxConn = wholeNumber(raw, `${field} ${address} maxconn`, 0, 1_000_000);
+      backend.maxConn = readInt(raw, `${field} ${address} maxconn`, LIMITS.maxConn);
     } else {
       throw new ConfigError(
         `${field} ${address}: unknown option ${
@@ -39,18 +40,4 @@ export function parseBackendSpec(value: string, field: string): BackendConfig {
     }
   }
   return backend;
-}
-
-/**
- * Parses a whole number within `min`-`max`.
- *
- * @throws {ConfigError} Naming `field` when the text is not such a number.
- */
-export function wholeNumber(value: string | number, field: string, min: number, max: number) {
-  const text = String(value).trim();
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ConfigError(`${field} must be ${min}-${max}: got ${JSON.stringify(value)}`);
-  }
-  return n;
 }

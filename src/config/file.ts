@@ -1,8 +1,8 @@
-import { ANY_HOST } from "../connection/listen.ts";
 /**
  * The config file (`--config lb.json`): JSON with comments (JSONC), checked
- * field by field with errors naming the exact path, turned into a {@link Config}.
- * Flags are applied on top afterwards (`applyFlags(fileConfig, flags)`).
+ * field by field (type and range) with errors naming the exact path, turned
+ * into a {@link Config}. `loadConfig` (load.ts) applies the flags on top and
+ * validates the whole.
  *
  * @example
  * ```jsonc
@@ -18,9 +18,9 @@ import { ANY_HOST } from "../connection/listen.ts";
  * ```
  * @module
  */
-import { formatHostPort, type HostPort, parseHostPort } from "../common/address.ts";
+import { ANY_HOST, type HostPort } from "../common/address.ts";
+import { ConfigError, describe } from "../common/errors.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
-import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
 import {
   type BackendConfig,
   type Config,
@@ -29,7 +29,8 @@ import {
   type LogFormat,
 } from "./config.ts";
 import { parseDuration } from "./duration.ts";
-import { ConfigError } from "../common/errors.ts";
+import { parseHostPort } from "./host_port.ts";
+import { LIMITS, readInt } from "./limits.ts";
 
 /**
  * Turns JSONC into JSON: `//` and `/* *\/` comments become spaces (newlines
@@ -91,7 +92,7 @@ export function stripJsonComments(text: string): string {
  * field is wrong; the message starts with the path and names the field.
  * @example
  * ```ts
- * const config = validateConfig(applyFlags(await loadConfigFile("lb.json"), flags));
+ * const config = await loadConfigFile("lb.json");
  * ```
  */
 export async function loadConfigFile(path: string): Promise<Config> {
@@ -99,11 +100,7 @@ export async function loadConfigFile(path: string): Promise<Config> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+    const why = error instanceof Deno.errors.NotFound ? "no such file" : describe(error);
     throw new ConfigError(`${path}: cannot read config file: ${why}`, { cause: error });
   }
   return parseConfigText(text, path);
@@ -124,8 +121,7 @@ export function parseConfigText(text: string, source: string): Config {
   try {
     data = JSON.parse(json);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`${source}: not valid JSON: ${_where(text, json, why)}`, {
+    throw new ConfigError(`${source}: not valid JSON: ${_where(text, json, describe(error))}`, {
       cause: error,
     });
   }
@@ -198,9 +194,6 @@ function _config(data: unknown): Config {
   if (has("frontends")) {
     const list = _array(root.frontends, "frontends");
     config.frontends = list.map((f, i) => _frontend(f, `frontends[${i}]`, i));
-    _unique(config.frontends.map((f) => f.name), "frontends", "name");
-    const ports = config.frontends.map((f) => f.listen.port === 0 ? "" : formatHostPort(f.listen));
-    _unique(ports, "frontends", "listen");
   }
   if (has("health")) {
     const health = _object(root.health, "health");
@@ -211,36 +204,26 @@ function _config(data: unknown): Config {
     if (health.timeout !== undefined) {
       config.health.timeout = _duration(health.timeout, "health.timeout");
     }
-    if (health.rise !== undefined) config.health.rise = _int(health.rise, "health.rise", 1, 1000);
-    if (health.fall !== undefined) config.health.fall = _int(health.fall, "health.fall", 1, 1000);
+    if (health.rise !== undefined) config.health.rise = _int(health.rise, "health.rise", "rise");
+    if (health.fall !== undefined) config.health.fall = _int(health.fall, "health.fall", "fall");
   }
   if (has("retries")) {
-    config.retries = root.retries === null ? null : _int(root.retries, "retries", 0, 1000);
+    config.retries = root.retries === null ? null : _int(root.retries, "retries", "retries");
   }
   if (has("connectTimeout")) {
     config.connectTimeout = _duration(root.connectTimeout, "connectTimeout");
-    if (config.connectTimeout === 0) throw new ConfigError(`connectTimeout must be more than 0`);
   }
   if (has("idleTimeout")) config.idleTimeout = _duration(root.idleTimeout, "idleTimeout");
-  if (has("maxConns")) config.maxConns = _int(root.maxConns, "maxConns", 0, 10_000_000);
+  if (has("maxConns")) config.maxConns = _int(root.maxConns, "maxConns", "maxConns");
   if (has("drainTimeout")) config.drainTimeout = _duration(root.drainTimeout, "drainTimeout");
   if (has("admin")) {
     config.admin = root.admin === null ? null : _hostPort(root.admin, "admin", "127.0.0.1");
   }
-  if (has("log")) {
-    const log = root.log;
-    if (log !== "text" && log !== "json" && log !== "off") {
-      throw new ConfigError(`log must be "text", "json" or "off": got ${JSON.stringify(log)}`);
-    }
-    config.log = log satisfies LogFormat;
-  }
+  if (has("log")) config.log = root.log as LogFormat; // checked with the rest in validateConfig
   if (has("logFile")) {
     config.logFile = root.logFile === null ? null : _string(root.logFile, "logFile");
   }
-  if (has("workers")) config.workers = _int(root.workers, "workers", 1, 256);
-  if (config.health.interval > 0 && config.health.timeout === 0) {
-    throw new ConfigError(`health.timeout must be more than 0 when checks are on`);
-  }
+  if (has("workers")) config.workers = _int(root.workers, "workers", "workers");
   return config;
 }
 
@@ -260,21 +243,11 @@ function _frontend(data: unknown, path: string, index: number): FrontendConfig {
     throw new ConfigError(`${path}.listen is required: "HOST:PORT" or a port number`);
   }
   const listen = _hostPort(f.listen, `${path}.listen`, ANY_HOST, true);
-  let balance = "roundrobin";
-  if (f.balance !== undefined) {
-    balance = _string(f.balance, `${path}.balance`);
-    if (!STRATEGY_NAMES.includes(balance)) {
-      throw new ConfigError(
-        `${path}.balance must be one of ${STRATEGY_NAMES.join(", ")}: got ${
-          JSON.stringify(balance)
-        }`,
-      );
-    }
-  }
+  // A strategy name is checked with the rest in validateConfig.
+  const balance = f.balance === undefined ? "roundrobin" : _string(f.balance, `${path}.balance`);
   const backends = f.backends === undefined
     ? []
     : _array(f.backends, `${path}.backends`).map((b, i) => _backend(b, `${path}.backends[${i}]`));
-  _unique(backends.map((b) => formatHostPort(b)), `${path}.backends`, "");
   return { name, listen, balance, backends };
 }
 
@@ -290,16 +263,17 @@ function _backend(data: unknown, path: string): BackendConfig {
   if (b.port === undefined) throw new ConfigError(`${path}.port is required`);
   return {
     hostname,
-    port: _int(b.port, `${path}.port`, 1, 65535),
-    weight: b.weight === undefined ? 1 : _int(b.weight, `${path}.weight`, 1, 1000),
+    port: _int(b.port, `${path}.port`, "port"),
+    weight: b.weight === undefined ? 1 : _int(b.weight, `${path}.weight`, "weight"),
     backup: b.backup === undefined ? false : _bool(b.backup, `${path}.backup`),
-    maxConn: b.maxConn === undefined ? 0 : _int(b.maxConn, `${path}.maxConn`, 0, 1_000_000),
+    maxConn: b.maxConn === undefined ? 0 : _int(b.maxConn, `${path}.maxConn`, "maxConn"),
   };
 }
 
 function _hostPort(data: unknown, path: string, defaultHost: string, allowZero = false): HostPort {
   if (typeof data === "number") {
-    return { hostname: defaultHost, port: _int(data, path, allowZero ? 0 : 1, 65535) };
+    const limit = allowZero ? { ...LIMITS.port, min: 0 } : LIMITS.port;
+    return { hostname: defaultHost, port: readInt(data, path, limit, false) };
   }
   if (typeof data === "string") return parseHostPort(data, path, defaultHost, allowZero);
   throw new ConfigError(
@@ -326,14 +300,9 @@ function _duration(data: unknown, path: string): number {
   return Math.round(parseDuration(data, path));
 }
 
-function _int(data: unknown, path: string, min: number, max: number): number {
-  if (typeof data !== "number" || !Number.isInteger(data)) {
-    throw new ConfigError(
-      `${path} must be a whole number ${min}-${max}: got ${JSON.stringify(data)}`,
-    );
-  }
-  if (data < min || data > max) throw new ConfigError(`${path} must be ${min}-${max}: got ${data}`);
-  return data;
+/** A JSON number within the range {@link LIMITS} gives `field`. */
+function _int(data: unknown, path: string, field: keyof typeof LIMITS): number {
+  return readInt(data, path, LIMITS[field], false);
 }
 
 function _bool(data: unknown, path: string): boolean {
@@ -372,16 +341,4 @@ function _known(data: Json, keys: readonly string[], prefix: string): void {
       );
     }
   }
-}
-
-function _unique(values: string[], path: string, field: string): void {
-  const dot = field === "" ? "" : `.${field}`;
-  values.forEach((value, i) => {
-    const first = values.indexOf(value);
-    if (value !== "" && first !== i) {
-      throw new ConfigError(
-        `${path}[${i}]${dot} repeats ${path}[${first}]${dot}: ${JSON.stringify(value)}`,
-      );
-    }
-  });
 }

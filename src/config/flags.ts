@@ -1,11 +1,12 @@
-import { ANY_HOST } from "../connection/listen.ts";
+/**
+ * The command line: every flag, the usage text, and `parseFlags`, which only
+ * turns the arguments into named values (`applyFlags` in load.ts reads them).
+ * @module
+ */
 import { parseArgs } from "node:util";
-import { formatHostPort, parseHostPort, parsePort } from "../common/address.ts";
-import { parseBackendSpec, wholeNumber } from "./backend_spec.ts";
 import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
-import { type Config, DEFAULT_FRONTEND_PORT, type LogFormat } from "./config.ts";
-import { parseDuration } from "./duration.ts";
 import { ConfigError } from "../common/errors.ts";
+import { DEFAULT_FRONTEND_PORT } from "./config.ts";
 
 /** The usage text `lb --help` prints. */
 export const USAGE = `Usage: lb [options] -p BACKEND [-p BACKEND ...]
@@ -67,7 +68,8 @@ const OPTIONS = {
   version: { type: "boolean", short: "v" },
 } as const;
 
-type FlagName = keyof typeof OPTIONS;
+/** A long flag name, without the dashes. */
+export type FlagName = keyof typeof OPTIONS;
 
 /** The command line, parsed but not yet applied to a config. */
 export interface Flags {
@@ -117,98 +119,4 @@ export function parseFlags(args: string[]): Flags {
     config: typeof typed.config === "string" ? typed.config : undefined,
     values: typed,
   };
-}
-
-/**
- * Applies flags on top of `base` (defaults or a config file): flags override.
- * `-f` and `-p` set the first frontend's listener and backends.
- *
- * @returns The merged config; `base` is not changed.
- * @throws {ConfigError} On a bad value, naming the flag.
- */
-export function applyFlags(base: Config, flags: Flags): Config {
-  const config = structuredClone(base);
-  const v = flags.values;
-  const str = (name: FlagName) => v[name] as string | undefined;
-  if (config.frontends.length === 0) {
-    config.frontends.push({
-      name: "main",
-      listen: { hostname: ANY_HOST, port: DEFAULT_FRONTEND_PORT },
-      balance: "roundrobin",
-      backends: [],
-    });
-  }
-  const first = config.frontends[0]!;
-  const frontend = str("frontend");
-  if (frontend !== undefined) {
-    first.listen = parseHostPort(frontend, "-f/--frontend", ANY_HOST, true);
-  }
-  const backends = v.backend as string[] | undefined;
-  if (backends) first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));
-  const balance = str("balance");
-  if (balance !== undefined) first.balance = balance;
-
-  const duration = (name: FlagName) => {
-    const text = str(name);
-    return text === undefined ? undefined : parseDuration(text, `--${name}`);
-  };
-  const count = (name: FlagName, min: number, max: number) => {
-    const text = str(name);
-    return text === undefined ? undefined : wholeNumber(text, `--${name}`, min, max);
-  };
-  config.health.interval = duration("health-interval") ?? config.health.interval;
-  config.health.timeout = duration("health-timeout") ?? config.health.timeout;
-  config.health.rise = count("rise", 1, 1000) ?? config.health.rise;
-  config.health.fall = count("fall", 1, 1000) ?? config.health.fall;
-  config.retries = count("retries", 0, 1000) ?? config.retries;
-  config.connectTimeout = duration("connect-timeout") ?? config.connectTimeout;
-  config.idleTimeout = duration("idle-timeout") ?? config.idleTimeout;
-  config.maxConns = count("max-conns", 0, 10_000_000) ?? config.maxConns;
-  config.drainTimeout = duration("drain-timeout") ?? config.drainTimeout;
-  config.workers = count("workers", 1, 256) ?? config.workers;
-  const admin = str("admin");
-  if (admin !== undefined) config.admin = parseHostPort(admin, "--admin", "127.0.0.1", true);
-  const log = str("log");
-  if (log !== undefined) config.log = log as LogFormat;
-  const logFile = str("log-file");
-  if (logFile !== undefined) config.logFile = logFile;
-  return config;
-}
-
-/**
- * Checks a merged config for what neither flags nor files may leave out.
- *
- * @throws {ConfigError} On the first problem found.
- */
-export function validateConfig(config: Config): Config {
-  config.frontends.forEach((frontend, i) => {
-    const where = config.frontends.length === 1 ? "" : `frontends[${i}] `;
-    if (frontend.backends.length === 0) {
-      throw new ConfigError(`${where}no backends given: use -p PORT at least once`, {
-        showUsage: true,
-      });
-    }
-    if (!STRATEGY_NAMES.includes(frontend.balance)) {
-      throw new ConfigError(
-        `${where}--balance must be one of ${STRATEGY_NAMES.join(", ")}: got ${
-          JSON.stringify(frontend.balance)
-        }`,
-      );
-    }
-    parsePort(frontend.listen.port, `${where}--frontend port`, true);
-    // A backend's `host:port` is its id in metrics, admin URLs and reloads.
-    const ids = frontend.backends.map((b) => formatHostPort(b));
-    const twice = ids.find((id, k) => ids.indexOf(id) !== k);
-    if (twice !== undefined) {
-      throw new ConfigError(`${where}-p/--backend ${twice} is given twice: list each backend once`);
-    }
-  });
-  if (!["text", "json", "off"].includes(config.log)) {
-    throw new ConfigError(`--log must be text, json or off: got ${JSON.stringify(config.log)}`);
-  }
-  if (config.health.interval > 0 && config.health.timeout === 0) {
-    throw new ConfigError(`--health-timeout must be more than 0 when checks are on`);
-  }
-  if (config.connectTimeout === 0) throw new ConfigError(`--connect-timeout must be more than 0`);
-  return config;
 }

@@ -2,14 +2,15 @@ import { formatAddr } from "../common/address.ts";
 import type { FrontendConfig } from "../config/config.ts";
 import type { Gate } from "./gate.ts";
 import { Pool } from "../balancing/pool.ts";
-import { describe, proxy, type ProxyContext } from "./proxy.ts";
+import { describe } from "../common/errors.ts";
+import { proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
 
 /** Called once per finished connection (access log, metrics). */
 export type SessionHook = (session: Session) => void;
 
 /** What a frontend shares with the rest of lb. */
-export interface ServerContext extends Omit<ProxyContext, "pool"> {
+export interface FrontendContext extends Omit<ProxyContext, "pool"> {
   gate: Gate;
   onEnd: SessionHook;
 }
@@ -27,12 +28,12 @@ export class Frontend {
   /** Bytes of finished connections, client → backend and back. */
   bytesIn = 0;
   bytesOut = 0;
-  #ctx: ServerContext;
+  #ctx: FrontendContext;
   #proxyCtx: ProxyContext;
   #accepting: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(config: FrontendConfig, listener: Deno.TcpListener, ctx: ServerContext) {
+  constructor(config: FrontendConfig, listener: Deno.TcpListener, ctx: FrontendContext) {
     this.name = config.name;
     this.listener = listener;
     this.addr = formatAddr(listener.addr);
@@ -73,8 +74,14 @@ export class Frontend {
     } catch {
       // Already closed.
     }
-    this.#ctx.gate.release(); // an old loop waiting on a full gate re-checks and ends
+    this.#ctx.gate.wakeAll(); // an old loop waiting on a full gate re-checks and ends
     await oldLoop;
+  }
+
+  /** One line for the log: `frontend NAME listening on ADDR -> BACKENDS (STRATEGY)`. */
+  describe(): string {
+    const backends = this.pool.backends.map((b) => b.id).join(", ");
+    return `frontend ${this.name} listening on ${this.addr} -> ${backends} (${this.pool.balance})`;
   }
 
   /** Starts the accept loop; `stop()` ends it. */
@@ -93,7 +100,7 @@ export class Frontend {
       }
     }
     // A loop waiting on a full gate would otherwise wait for a connection to end.
-    this.#ctx.gate.release();
+    this.#ctx.gate.wakeAll();
     await this.#accepting;
   }
 

@@ -39,8 +39,12 @@ export class Gate {
     for (const wake of this.#waiters.splice(0)) wake();
   }
 
-  /** Wakes every waiting accept loop (on shutdown). */
-  release(): void {
+  /**
+   * Wakes every waiting accept loop without a connection leaving: each
+   * re-checks whether it should still accept (the limit changed on reload,
+   * or the loop stops or moves).
+   */
+  wakeAll(): void {
     for (const wake of this.#waiters.splice(0)) wake();
   }
 }

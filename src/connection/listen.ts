@@ -1,7 +1,4 @@
-import type { HostPort } from "../common/address.ts";
-
-/** The listen host meaning "all interfaces": IPv6 any, which on Linux also takes IPv4 (dual stack). */
-export const ANY_HOST = "::";
+import { ANY_HOST, type HostPort } from "../common/address.ts";
 
 /**
  * Opens a TCP listener. On `::` (all interfaces, dual stack, like Go's `:8080`)

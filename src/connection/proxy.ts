@@ -1,3 +1,4 @@
+import { describe } from "../common/errors.ts";
 import { dial } from "./dial.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { Logger } from "../observability/log.ts";
@@ -26,7 +27,6 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
   const upstream = await connectBackend(session, ctx);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;
-  backend.total++;
   const fail = () => session.abort("reset");
   try {
     await Promise.all([
@@ -35,9 +35,7 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
     ]);
     session.abort("eof");
   } finally {
-    backend.active--;
-    backend.bytesOut += session.up.bytes;
-    backend.bytesIn += session.down.bytes;
+    backend.closed(session.up.bytes, session.down.bytes);
   }
 }
 
@@ -51,25 +49,23 @@ async function connectBackend(
     const backend = ctx.pool.pick(session.clientHost, tried);
     if (!backend) break;
     tried.add(backend);
-    // Counted from the pick, not the connect: a burst of clients then sees
-    // the connects in flight (maxconn holds, leastconn spreads them).
-    backend.active++;
+    backend.picked();
     try {
       const conn = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
       ctx.onConnect(backend, true);
       if (session.closed) { // aborted (shutdown) while dialling
-        backend.active--;
+        backend.connectFailed(false);
         conn.close();
         return undefined;
       }
+      backend.connected();
       session.backend = backend;
       session.upstream = conn;
       return conn;
     } catch (error) {
-      backend.active--;
       // Cancelled (shutdown, idle sweep): not the backend's failure.
+      backend.connectFailed(!session.closed);
       if (session.closed) return undefined;
-      backend.connectFailures++;
       ctx.onConnect(backend, false, describe(error));
       ctx.logger.limited(
         `dial:${backend.id}`,
@@ -86,9 +82,4 @@ async function connectBackend(
     }, closing client`,
   );
   return undefined;
-}
-
-/** A short description of an error for a log line. */
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

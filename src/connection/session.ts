@@ -2,8 +2,15 @@ import { formatAddr } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { Meter } from "./pump.ts";
 
-/** How a connection ended, as the access log names it. */
-export type EndReason = "eof" | "reset" | "timeout" | "no-backend" | "drained";
+/**
+ * How a connection can end, as the access log and `/metrics` name it: both
+ * sides closed, a reset, the idle timeout, no backend could take it, closed by
+ * the end of a drain, or cut by a forced exit (a second signal).
+ */
+export const END_REASONS = ["eof", "reset", "timeout", "no-backend", "drained", "killed"] as const;
+
+/** How a connection ended; see {@link END_REASONS}. */
+export type EndReason = (typeof END_REASONS)[number];
 
 /**
  * One client connection and, once dialled, its backend connection. Closing is
@@ -16,14 +23,14 @@ export class Session {
   readonly clientHost: string;
   readonly frontend: string;
   readonly started = Date.now();
-  /** Client → backend. */
+  /** Client → backend: the connection's `bytesIn` in logs and metrics. */
   readonly up: Meter = { bytes: 0 };
-  /** Backend → client. */
+  /** Backend → client: the connection's `bytesOut` in logs and metrics. */
   readonly down: Meter = { bytes: 0 };
   backend: Backend | undefined;
   upstream: Deno.TcpConn | undefined;
   end: EndReason | undefined;
-  /** Bytes seen at the last idle sweep; see `Server`. */
+  /** Bytes seen at the last idle sweep; see `Lb`'s idle sweep. */
   idleMark = -1;
   idleSince = 0;
   #closed = false;

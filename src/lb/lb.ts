@@ -1,15 +1,18 @@
-import { formatHostPort } from "../common/address.ts";
 import type { Config } from "../config/config.ts";
-import { listen } from "../connection/listen.ts";
 import { Gate } from "../connection/gate.ts";
+import { Frontend, type FrontendContext, type SessionHook } from "../connection/frontend.ts";
+import { listen } from "../connection/listen.ts";
+import type { Session } from "../connection/session.ts";
 import { Health, HealthChecker } from "../balancing/health.ts";
+import type { Backend } from "../balancing/backend.ts";
+import type { FrontendConfig } from "../config/config.ts";
 import type { Logger } from "../observability/log.ts";
-import { describe as describeError } from "../connection/proxy.ts";
-import { planPool, type PoolPlan, sameListen } from "./reload.ts";
-import { Frontend, type ServerContext, type SessionHook } from "../connection/frontend.ts";
+
+/** Config fields a reload leaves as they are: they need a restart. */
+export const RESTART_ONLY = ["admin", "log", "logFile", "workers"] as const;
 
 /** With `--workers` above 1 every thread listens on the same ports (SO_REUSEPORT, `--unstable-net`). */
-function reuse(config: Config): boolean {
+function _reuse(config: Config): boolean {
   return config.workers > 1;
 }
 
@@ -18,52 +21,194 @@ export function gateShare(maxConns: number, workers: number): number {
   return maxConns > 0 && workers > 1 ? Math.ceil(maxConns / workers) : maxConns;
 }
 
-/** A running load balancer: its frontends and what they share. */
-export class Lb {
-  /** The frontends accepting now; changed in place by `reload`. */
+/**
+ * A running load balancer: the one owner of its frontends (accepting and
+ * retired), the connection gate, health and its checker, the idle sweep and
+ * the config serving now. `reload.ts` plans a reload and hands the result to
+ * {@link Lb.commit}; operations that change frontends run one at a time
+ * through {@link Lb.exclusive}.
+ */
+export class Lb implements AsyncDisposable {
+  /** The frontends accepting now; replaced in place by `commit`. */
   readonly frontends: Frontend[];
-  /** The config serving now; replaced by `reload`. */
-  config: Config;
   readonly gate: Gate;
   readonly health: Health;
   /** Active health checks over every frontend's current pool. */
   readonly checker: HealthChecker;
   readonly started = Date.now();
-  #logger: Logger;
+  readonly logger: Logger;
+  #config: Config;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
-  #ctx: ServerContext;
+  #ctx: FrontendContext;
   /** Frontends a reload removed: no longer accepting, their connections draining. */
   #retired = new Set<Frontend>();
-  #reloading: Promise<unknown> = Promise.resolve();
+  #queue: Promise<unknown> = Promise.resolve();
   #stopping = false;
 
-  private constructor(
-    config: Config,
-    frontends: Frontend[],
-    gate: Gate,
-    health: Health,
-    logger: Logger,
-    ctx: ServerContext,
-  ) {
+  private constructor(config: Config, frontends: Frontend[], ctx: FrontendContext, health: Health) {
+    this.#config = config;
     this.#ctx = ctx;
-    this.config = config;
     this.frontends = frontends;
-    this.gate = gate;
+    this.gate = ctx.gate;
     this.health = health;
-    this.checker = new HealthChecker(
-      function* () {
-        for (const frontend of frontends) yield* frontend.pool.backends;
-      },
-      health,
-      config.health,
-    );
-    this.#logger = logger;
-    this.#startIdleSweep(config.idleTimeout);
+    this.logger = ctx.logger;
+    this.checker = new HealthChecker(() => this.#backends(), health);
   }
 
-  /** The operational log. */
-  get logger(): Logger {
-    return this.#logger;
+  /**
+   * Opens every listener (all or none) without accepting yet: `start` begins.
+   *
+   * @throws What `Deno.listen` throws (address in use, permission denied);
+   * listeners already opened are closed first.
+   */
+  static open(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
+    const health = new Health(config.health, logger);
+    const ctx: FrontendContext = {
+      gate: new Gate(gateShare(config.maxConns, config.workers)),
+      logger,
+      onEnd,
+      connectTimeout: config.connectTimeout,
+      retries: config.retries,
+      onConnect: (backend, ok, why) => health.report(backend, ok, why),
+    };
+    const frontends: Frontend[] = [];
+    try {
+      for (const frontend of config.frontends) {
+        frontends.push(new Frontend(frontend, listen(frontend.listen, _reuse(config)), ctx));
+      }
+    } catch (error) {
+      for (const frontend of frontends) frontend.listener.close();
+      throw error;
+    }
+    return new Lb(structuredClone(config), frontends, ctx, health);
+  }
+
+  /** {@link Lb.open}, then {@link Lb.start}. */
+  static start(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
+    const lb = Lb.open(config, logger, onEnd);
+    lb.start();
+    return lb;
+  }
+
+  /** Starts accepting on every frontend and the health checks; logs each listener. */
+  start(): void {
+    for (const frontend of this.frontends) {
+      frontend.start();
+      this.logger.log("lb", frontend.describe());
+    }
+    this.checker.start();
+    this.#startIdleSweep(this.#config.idleTimeout);
+  }
+
+  /** The config serving now (a copy is kept: changing the caller's object changes nothing). */
+  get config(): Readonly<Config> {
+    return this.#config;
+  }
+
+  /** Whether `shutdown` has begun. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Connections open now over all frontends, retired ones included. */
+  get open(): number {
+    let open = 0;
+    for (const frontend of this.#allFrontends()) open += frontend.sessions.size;
+    return open;
+  }
+
+  /** Every open connection, retired frontends' included. */
+  *sessions(): Iterable<Session> {
+    for (const frontend of this.#allFrontends()) yield* frontend.sessions;
+  }
+
+  /** Runs `fn` after every operation queued before it (reloads, shutdown), one at a time. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** A new frontend on `listener`, sharing this lb's gate, health and settings; not started. */
+  createFrontend(config: FrontendConfig, listener: Deno.TcpListener): Frontend {
+    return new Frontend(config, listener, this.#ctx);
+  }
+
+  /** Opens a listener the way this lb's frontends listen (SO_REUSEPORT with workers). */
+  listen(config: FrontendConfig): Deno.TcpListener {
+    return listen(config.listen, _reuse(this.#config));
+  }
+
+  /**
+   * Switches to a reloaded config in one step: `frontends` accept from now
+   * on, `retired` (already stopped) drain, and the gate, connect settings,
+   * idle sweep and health take `next`'s values. Restart-only fields keep
+   * their running values. Called by `reload.ts` inside {@link Lb.exclusive}.
+   */
+  async commit(next: Config, frontends: Frontend[], retired: Frontend[]): Promise<void> {
+    const settings = { connectTimeout: next.connectTimeout, retries: next.retries };
+    this.#ctx = { ...this.#ctx, ...settings };
+    for (const frontend of frontends) frontend.configure(settings);
+    this.frontends.splice(0, this.frontends.length, ...frontends);
+    for (const frontend of retired) this.#retired.add(frontend);
+    this.gate.limit = gateShare(next.maxConns, this.#config.workers);
+    this.gate.wakeAll();
+    if (next.idleTimeout !== this.#config.idleTimeout) this.#startIdleSweep(next.idleTimeout);
+    if (next.health.interval <= 0 && this.checker.running) await this.checker.stop();
+    this.health.configure(next.health, this.#backends());
+    if (next.health.interval > 0 && !this.checker.running && !this.#stopping) {
+      this.checker.start();
+    }
+    const kept = Object.fromEntries(RESTART_ONLY.map((key) => [key, this.#config[key]]));
+    this.#config = { ...structuredClone(next), ...kept };
+  }
+
+  /** Forgets retired frontends whose connections have all ended. */
+  pruneRetired(): void {
+    for (const frontend of this.#retired) {
+      if (frontend.sessions.size === 0) this.#retired.delete(frontend);
+    }
+  }
+
+  /**
+   * Stops accepting at once, waits up to `drainMs` for open connections to
+   * finish, then closes the rest. A reload in flight finishes first.
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    this.#stopping = true;
+    const stopped = Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
+    await this.#queue; // a reload in flight has committed: its listeners are closed too
+    await Promise.all([stopped, ...this.frontends.map((f) => f.stop())]);
+    this.gate.wakeAll();
+    const deadline = Date.now() + drainMs;
+    if (this.open > 0) {
+      this.logger.log("lb", `draining ${this.open} open connection(s), up to ${drainMs}ms`);
+    }
+    while (this.open > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+    }
+    for (const session of this.sessions()) session.abort("drained");
+    while (this.open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    clearInterval(this.#idleTimer);
+  }
+
+  /** Closes everything at once (`shutdown(0)`); after a full `shutdown`, nothing is left to do. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown(0);
+  }
+
+  /** The listen address of each frontend, for logs. */
+  describe(): string {
+    return this.frontends.map((f) => f.addr).join(", ");
+  }
+
+  *#allFrontends(): Iterable<Frontend> {
+    yield* this.frontends;
+    yield* this.#retired;
+  }
+
+  *#backends(): Iterable<Backend> {
+    for (const frontend of this.frontends) yield* frontend.pool.backends;
   }
 
   #startIdleSweep(idleMs: number): void {
@@ -78,232 +223,14 @@ export class Lb {
   /** Closes connections with no bytes either way for `idleMs` (the slowloris defence). */
   #sweepIdle(idleMs: number): void {
     const now = Date.now();
-    for (const frontend of [...this.frontends, ...this.#retired]) {
-      for (const session of frontend.sessions) {
-        const seen = session.up.bytes + session.down.bytes;
-        if (seen !== session.idleMark) {
-          session.idleMark = seen;
-          session.idleSince = now;
-        } else if (now - session.idleSince >= idleMs) {
-          session.abort("timeout");
-        }
+    for (const session of this.sessions()) {
+      const seen = session.up.bytes + session.down.bytes;
+      if (seen !== session.idleMark) {
+        session.idleMark = seen;
+        session.idleSince = now;
+      } else if (now - session.idleSince >= idleMs) {
+        session.abort("timeout");
       }
     }
-  }
-
-  /**
-   * Opens every listener (all or none), then starts accepting.
-   *
-   * @throws What `Deno.listen` throws (address in use, permission denied);
-   * listeners already opened are closed first.
-   */
-  static start(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
-    const gate = new Gate(gateShare(config.maxConns, config.workers));
-    const health = new Health(config.health, logger);
-    const ctx = {
-      gate,
-      logger,
-      onEnd,
-      connectTimeout: config.connectTimeout,
-      retries: config.retries,
-      onConnect: (backend: Parameters<Health["report"]>[0], ok: boolean, why?: string) =>
-        health.report(backend, ok, why),
-    };
-    const frontends: Frontend[] = [];
-    try {
-      for (const frontend of config.frontends) {
-        const listener = listen(frontend.listen, reuse(config));
-        frontends.push(new Frontend(frontend, listener, ctx));
-      }
-    } catch (error) {
-      for (const frontend of frontends) frontend.listener.close();
-      throw error;
-    }
-    const lb = new Lb(config, frontends, gate, health, logger, ctx);
-    for (const frontend of frontends) {
-      frontend.start();
-      logger.log(
-        "lb",
-        `frontend ${frontend.name} listening on ${frontend.addr} -> ${
-          frontend.pool.backends.map((b) => b.id).join(", ")
-        } (${frontend.pool.balance})`,
-      );
-    }
-    lb.checker.start();
-    return lb;
-  }
-
-  /** Connections open now over all frontends. */
-  get open(): number {
-    return [...this.frontends, ...this.#retired].reduce((sum, f) => sum + f.sessions.size, 0);
-  }
-
-  /**
-   * Applies `config` (already validated) while serving. Backends added,
-   * removed or re-weighted take effect for new connections; a kept backend
-   * (same id) stays the same object, with its counters and health state; a
-   * removed one is marked drained and its connections run to their end. A
-   * new frontend starts; a removed one stops accepting and drains; a moved
-   * one accepts on its new address before the old one closes. Every new
-   * listener opens before anything changes: if one cannot, the others are
-   * closed and nothing changes. `admin`, `log`, `logFile` and `workers` need
-   * a restart. Reloads run one at a time.
-   *
-   * @param config The new config.
-   * @returns A one-line summary of what changed.
-   * @throws {Error} When a new listener cannot open, or lb is shutting down;
-   * the running config is untouched then.
-   */
-  reload(config: Config): Promise<string> {
-    const copy = structuredClone(config); // the caller's objects are never shared with lb
-    const next = this.#reloading.then(() => this.#reload(copy));
-    this.#reloading = next.catch(() => {});
-    return next;
-  }
-
-  async #reload(next: Config): Promise<string> {
-    if (this.#stopping) throw new Error("lb is shutting down");
-    const current = new Map(this.frontends.map((f) => [f.name, f]));
-    const configured = new Map(this.config.frontends.map((f) => [f.name, f]));
-    const plans = new Map<string, PoolPlan>();
-    const opened = new Map<string, Deno.TcpListener>();
-    let at = "";
-    try {
-      for (const frontend of next.frontends) {
-        at = `frontend ${frontend.name}`;
-        plans.set(frontend.name, planPool(current.get(frontend.name)?.pool, frontend));
-        const was = configured.get(frontend.name);
-        if (!was || !sameListen(was.listen, frontend.listen)) {
-          at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
-          opened.set(
-            frontend.name,
-            listen(frontend.listen, reuse(this.config)),
-          );
-        }
-      }
-    } catch (error) {
-      for (const listener of opened.values()) listener.close();
-      throw new Error(`${at}: ${describeError(error)}`, { cause: error });
-    }
-
-    // From here on nothing can fail: the switch happens within one tick.
-    const changes: string[] = [];
-    const waits: Promise<void>[] = [];
-    const settings = { connectTimeout: next.connectTimeout, retries: next.retries };
-    this.#ctx = { ...this.#ctx, ...settings };
-    const frontends: Frontend[] = [];
-    for (const config of next.frontends) {
-      const plan = plans.get(config.name)!;
-      const listener = opened.get(config.name);
-      plan.apply();
-      let frontend = current.get(config.name);
-      if (frontend) {
-        frontend.pool = plan.pool;
-        frontend.configure(settings);
-        changes.push(...plan.changes.map((c) => `${config.name} ${c}`));
-        if (listener) {
-          const from = frontend.addr;
-          waits.push(frontend.relisten(listener));
-          this.#logListening(frontend, ` (moved from ${from})`);
-          changes.push(`${config.name} moved ${from}->${frontend.addr}`);
-        }
-      } else {
-        frontend = new Frontend(config, listener!, this.#ctx);
-        frontend.pool = plan.pool;
-        frontend.start();
-        this.#logListening(frontend, "");
-        changes.push(`+frontend ${config.name}`);
-      }
-      frontends.push(frontend);
-    }
-    for (const [name, frontend] of current) {
-      if (frontends.includes(frontend)) continue;
-      for (const backend of frontend.pool.backends) backend.drained = true;
-      waits.push(frontend.stop());
-      this.#retired.add(frontend);
-      changes.push(`-frontend ${name} (${frontend.sessions.size} connection(s) draining)`);
-    }
-    this.frontends.splice(0, this.frontends.length, ...frontends);
-    this.gate.limit = gateShare(next.maxConns, this.config.workers);
-    this.gate.release();
-    if (next.idleTimeout !== this.config.idleTimeout) this.#startIdleSweep(next.idleTimeout);
-    await this.#reconfigureHealth(next);
-    const old = this.config;
-    const restart = (["admin", "log", "logFile", "workers"] as const).filter((key) =>
-      JSON.stringify(old[key]) !== JSON.stringify(next[key])
-    );
-    if (restart.length > 0) changes.push(`${restart.join(", ")} kept (need a restart)`);
-    this.config = {
-      ...next,
-      health: old.health,
-      admin: old.admin,
-      log: old.log,
-      logFile: old.logFile,
-      workers: old.workers,
-    };
-    await Promise.all(waits);
-    for (const frontend of this.#retired) {
-      if (frontend.sessions.size === 0) this.#retired.delete(frontend);
-    }
-    return changes.length === 0 ? "no changes" : changes.join(", ");
-  }
-
-  /**
-   * Health and its checker hold `this.config.health` itself, so it is updated
-   * in place; the checker is stopped before checks are turned off (interval 0),
-   * which also marks every backend up, and started when they are turned on.
-   */
-  async #reconfigureHealth(next: Config): Promise<void> {
-    const health = this.config.health;
-    if (next.health.interval <= 0 && this.checker.running) await this.checker.stop();
-    if (next.health.interval <= 0) {
-      // Without checks nothing could bring a down backend back up.
-      for (const backend of this.frontends.flatMap((f) => f.pool.backends)) {
-        backend.failStreak = 0;
-        if (backend.healthy) continue;
-        backend.healthy = true;
-        this.#logger.log("health", `backend ${backend.id} is up (health checks turned off)`);
-      }
-    }
-    Object.assign(health, next.health);
-    if (health.interval > 0 && !this.checker.running && !this.#stopping) this.checker.start();
-  }
-
-  #logListening(frontend: Frontend, suffix: string): void {
-    this.#logger.log(
-      "lb",
-      `frontend ${frontend.name} listening on ${frontend.addr} -> ${
-        frontend.pool.backends.map((b) => b.id).join(", ")
-      } (${frontend.pool.balance})${suffix}`,
-    );
-  }
-
-  /**
-   * Stops accepting at once, waits up to `drainMs` for open connections to
-   * finish, then closes the rest.
-   */
-  async shutdown(drainMs: number): Promise<void> {
-    this.#stopping = true;
-    const stopped = Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
-    await this.#reloading; // a reload in flight has committed: its listeners are closed too
-    await stopped;
-    this.gate.release();
-    const deadline = Date.now() + drainMs;
-    if (this.open > 0) {
-      this.#logger.log("lb", `draining ${this.open} open connection(s), up to ${drainMs}ms`);
-    }
-    while (this.open > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
-    }
-    for (const frontend of [...this.frontends, ...this.#retired]) {
-      for (const session of frontend.sessions) session.abort("drained");
-    }
-    while (this.open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    clearInterval(this.#idleTimer);
-  }
-
-  /** The listen address of each frontend, for logs. */
-  describe(): string {
-    return this.frontends.map((f) => f.addr).join(", ");
   }
 }

@@ -1,16 +1,18 @@
 /**
- * Hot reload: re-reads the config file (SIGHUP, `POST /reload`) and hands the
- * result to {@link Lb.reload}; plus the pool bookkeeping a reload needs.
+ * Hot reload, in one place: re-read the config (SIGHUP, `POST /reload`), plan
+ * what changes (pools, frontends added, removed or moved, listeners to open),
+ * and apply it to a running {@link Lb} all at once or not at all.
  * @module
  */
-import type { HostPort } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
-import { type Config, defaultConfig, type FrontendConfig } from "../config/config.ts";
-import { loadConfigFile } from "../config/file.ts";
-import { applyFlags, type Flags, validateConfig } from "../config/flags.ts";
-import type { Lb } from "./lb.ts";
 import { Pool } from "../balancing/pool.ts";
-import { describe } from "../connection/proxy.ts";
+import { formatHostPort, type HostPort } from "../common/address.ts";
+import { describe } from "../common/errors.ts";
+import type { Config, FrontendConfig } from "../config/config.ts";
+import type { Flags } from "../config/flags.ts";
+import { loadConfig } from "../config/load.ts";
+import type { Frontend } from "../connection/frontend.ts";
+import { type Lb, RESTART_ONLY } from "./lb.ts";
 
 /** What a reload did, for a log line or an admin response. */
 export interface ReloadResult {
@@ -21,46 +23,135 @@ export interface ReloadResult {
 }
 
 /**
- * Re-reads `path`, applies `flags` on top (flags override the file, as at
- * start), validates, and applies the result to `lb`. Never throws and never
- * half-applies: on any problem the old config keeps serving and one line is
- * logged.
+ * Re-reads the config the way lb started (`flags.config`, then the flags on
+ * top), and applies it to `lb`. Never throws and never half-applies: on any
+ * problem the old config keeps serving. Logs one `reload:` line either way.
  *
  * @param lb The running lb.
- * @param path The config file; undefined re-applies the flags alone.
  * @param flags The command line lb was started with.
+ * @param adjust Changes the loaded config before it applies (a worker's bound ports).
  * @returns Whether the reload took effect, and a one-line message.
  * @example
  * ```ts
- * Deno.addSignalListener("SIGHUP", () => void reloadFromFile(lb, flags.config, flags));
+ * Deno.addSignalListener("SIGHUP", () => void reloadFromFlags(lb, flags));
  * ```
  */
-export async function reloadFromFile(
+export async function reloadFromFlags(
   lb: Lb,
-  path: string | undefined,
   flags: Flags,
+  adjust: (config: Config) => Config = (config) => config,
 ): Promise<ReloadResult> {
-  let config: Config;
+  let result: ReloadResult;
   try {
-    const base = path === undefined ? defaultConfig() : await loadConfigFile(path);
-    config = validateConfig(applyFlags(base, flags));
+    const summary = await reload(lb, adjust(await loadConfig(flags)));
+    result = { ok: true, message: `applied ${flags.config ?? "flags"}: ${summary}` };
   } catch (error) {
-    return _rejected(lb, error);
+    result = { ok: false, message: `rejected, old config kept: ${describe(error)}` };
   }
-  try {
-    const summary = await lb.reload(config);
-    const message = `applied ${path ?? "flags"}: ${summary}`;
-    lb.logger.log("reload", message);
-    return { ok: true, message };
-  } catch (error) {
-    return _rejected(lb, error);
-  }
+  lb.logger.log("reload", result.message);
+  return result;
 }
 
-function _rejected(lb: Lb, error: unknown): ReloadResult {
-  const message = `rejected, old config kept: ${describe(error)}`;
-  lb.logger.log("reload", message);
-  return { ok: false, message };
+/**
+ * Applies `next` (already validated) while serving. Backends added, removed
+ * or re-weighted take effect for new connections; a kept backend (same id)
+ * stays the same object, with its counters and health state; a removed one is
+ * drained and its connections run to their end. A new frontend starts; a
+ * removed one stops accepting and drains; a moved one accepts on its new
+ * address before the old one closes. Every new listener opens before anything
+ * changes: if one cannot, the others are closed and nothing changes.
+ * Restart-only fields (`admin`, `log`, `logFile`, `workers`) are kept.
+ * Reloads run one at a time.
+ *
+ * @param lb The running lb.
+ * @param next The new config.
+ * @returns A one-line summary of what changed.
+ * @throws {Error} When a new listener cannot open, or lb is shutting down;
+ * the running config is untouched then.
+ */
+export function reload(lb: Lb, next: Config): Promise<string> {
+  const copy = structuredClone(next); // the caller's objects are never shared with lb
+  return lb.exclusive(async () => {
+    if (lb.stopping) throw new Error("lb is shutting down");
+    return await _apply(lb, _plan(lb, copy), copy);
+  });
+}
+
+/** What a reload will do, with its new listeners already open. */
+interface _Plan {
+  pools: Map<string, PoolPlan>;
+  listeners: Map<string, Deno.TcpListener>;
+}
+
+/** Plans every frontend's pool and opens every listener that is new or moved: all or none. */
+function _plan(lb: Lb, next: Config): _Plan {
+  const current = new Map(lb.frontends.map((f) => [f.name, f]));
+  const configured = new Map(lb.config.frontends.map((f) => [f.name, f]));
+  const pools = new Map<string, PoolPlan>();
+  const listeners = new Map<string, Deno.TcpListener>();
+  let at = "";
+  try {
+    for (const frontend of next.frontends) {
+      at = `frontend ${frontend.name}`;
+      pools.set(frontend.name, planPool(current.get(frontend.name)?.pool, frontend));
+      const was = configured.get(frontend.name);
+      if (!was || !sameListen(was.listen, frontend.listen)) {
+        at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
+        listeners.set(frontend.name, lb.listen(frontend));
+      }
+    }
+  } catch (error) {
+    for (const listener of listeners.values()) listener.close();
+    throw new Error(`${at}: ${describe(error)}`, { cause: error });
+  }
+  return { pools, listeners };
+}
+
+/** Switches `lb` to the plan. Nothing here can fail before the switch is complete. */
+async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
+  const current = new Map(lb.frontends.map((f) => [f.name, f]));
+  const changes: string[] = [];
+  const waits: Promise<void>[] = [];
+  const frontends: Frontend[] = [];
+  for (const config of next.frontends) {
+    const pool = plan.pools.get(config.name)!;
+    const listener = plan.listeners.get(config.name);
+    pool.apply();
+    let frontend = current.get(config.name);
+    if (frontend) {
+      frontend.pool = pool.pool;
+      changes.push(...pool.changes.map((c) => `${config.name} ${c}`));
+      if (listener) {
+        const from = frontend.addr;
+        waits.push(frontend.relisten(listener));
+        lb.logger.log("lb", `${frontend.describe()} (moved from ${from})`);
+        changes.push(`${config.name} moved ${from}->${frontend.addr}`);
+      }
+    } else {
+      frontend = lb.createFrontend(config, listener!);
+      frontend.pool = pool.pool;
+      frontend.start();
+      lb.logger.log("lb", frontend.describe());
+      changes.push(`+frontend ${config.name}`);
+    }
+    frontends.push(frontend);
+  }
+  const retired: Frontend[] = [];
+  for (const [name, frontend] of current) {
+    if (frontends.includes(frontend)) continue;
+    for (const backend of frontend.pool.backends) backend.drain();
+    waits.push(frontend.stop());
+    retired.push(frontend);
+    changes.push(`-frontend ${name} (${frontend.sessions.size} connection(s) draining)`);
+  }
+  const restart = RESTART_ONLY.filter((key) =>
+    JSON.stringify(lb.config[key]) !== JSON.stringify(next[key])
+  );
+  if (restart.length > 0) changes.push(`${restart.join(", ")} kept (need a restart)`);
+  await lb.commit(next, frontends, retired);
+  await Promise.all(waits);
+  lb.pruneRetired();
+  return changes.length === 0 ? "no changes" : changes.join(", ");
 }
 
 /** A frontend's next pool, built but not yet in use; see {@link planPool}. */
@@ -72,7 +163,7 @@ export interface PoolPlan {
   /**
    * Makes the change, synchronously and without failing: backends kept (same
    * id) take the new options and stay the same objects (counters, health
-   * state) in the new pool; removed ones are marked drained.
+   * state) in the new pool; removed ones are drained.
    */
   apply(): void;
 }
@@ -107,12 +198,10 @@ export function planPool(old: Pool | undefined, config: FrontendConfig): PoolPla
       pool.backends = pool.backends.map((fresh) => {
         const kept = before.get(fresh.id);
         if (!kept) return fresh;
-        kept.weight = fresh.weight;
-        kept.backup = fresh.backup;
-        kept.maxConn = fresh.maxConn;
+        kept.configure(fresh);
         return kept;
       });
-      for (const gone of removed) gone.drained = true;
+      for (const gone of removed) gone.drain();
     },
   };
 }

@@ -7,11 +7,11 @@ import { formatAddr, type HostPort } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics, MetricsSource } from "./metrics.ts";
-import { describe } from "../connection/proxy.ts";
+import { describe } from "../common/errors.ts";
 import { STATS_PAGE } from "./stats_page.ts";
 
-/** Reloads the configuration; throws (with a message for the operator) when it is rejected. */
-export type ReloadHook = () => unknown;
+/** Reloads the configuration: whether it applied, and one line for the operator. */
+export type ReloadHook = () => Promise<{ ok: boolean; message: string }>;
 
 /** Options for {@link Admin.start}. */
 export interface AdminOptions {
@@ -28,14 +28,17 @@ export class Admin implements AsyncDisposable {
   /** Where it listens, `host:port`. */
   readonly addr: string;
   #server: Deno.HttpServer<Deno.NetAddr>;
+  #logger: Logger;
+  #closing: Promise<void> | undefined;
 
-  private constructor(server: Deno.HttpServer<Deno.NetAddr>) {
+  private constructor(server: Deno.HttpServer<Deno.NetAddr>, logger: Logger) {
     this.#server = server;
+    this.#logger = logger;
     this.addr = formatAddr(server.addr);
   }
 
   /**
-   * Starts listening on `listen` and logs `admin: listening on HOST:PORT`.
+   * Starts listening on `listen`; {@link Admin.announce} logs it.
    *
    * @throws What `Deno.serve` throws (address in use, permission denied).
    */
@@ -44,14 +47,18 @@ export class Admin implements AsyncDisposable {
       { hostname: listen.hostname, port: listen.port, onListen: () => {} },
       (request) => handle(request, options),
     );
-    const admin = new Admin(server);
-    options.logger.log("admin", `listening on ${admin.addr}`);
-    return admin;
+    return new Admin(server, options.logger);
   }
 
-  /** Stops listening and closes open admin connections. */
+  /** Logs `admin: listening on HOST:PORT` (once every listener of lb is open). */
+  announce(): void {
+    this.#logger.log("admin", `listening on ${this.addr}`);
+  }
+
+  /** Stops listening and closes open admin connections. Idempotent. */
   async shutdown(): Promise<void> {
-    await this.#server.shutdown();
+    this.#closing ??= this.#server.shutdown();
+    await this.#closing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -119,7 +126,10 @@ function backendAction(
     }
   }
   if (hits.length === 0) return json(404, { error: `no such backend: ${id}` });
-  for (const { backend } of hits) backend.drained = action === "drain";
+  for (const { backend } of hits) {
+    if (action === "drain") backend.drain();
+    else backend.enable();
+  }
   const where = hits.map((h) => h.frontend).join(", ");
   options.logger.log(
     "admin",
@@ -136,15 +146,10 @@ async function reload(options: AdminOptions): Promise<Response> {
   if (!options.reload) {
     return json(501, { error: "reload is not available in this build" });
   }
-  try {
-    const result = await options.reload();
-    return json(200, {
-      reloaded: true,
-      ...(typeof result === "string" ? { message: result } : {}),
-    });
-  } catch (error) {
-    return json(400, { reloaded: false, error: describe(error) });
-  }
+  const result = await options.reload();
+  return result.ok
+    ? json(200, { reloaded: true, message: result.message })
+    : json(400, { reloaded: false, error: result.message });
 }
 
 /**

@@ -1,14 +1,15 @@
 /**
  * Metrics: per frontend and per backend connection counts, bytes, failures,
  * health and a duration histogram, as Prometheus text (`/metrics`) or a JSON
- * snapshot (`/stats`). Counters read the live objects at scrape time; only the
- * duration histograms and the per-backend bytes of finished connections are
- * kept here, fed by {@link Metrics.observe} once per finished connection.
+ * snapshot (`/stats`). Counters are read from their owners (`Frontend`,
+ * `Backend`) at scrape time, plus the bytes open connections have moved so
+ * far; only the duration histograms and the end reasons are kept here, fed by
+ * {@link Metrics.observe} once per finished connection.
  * @module
  */
 import type { Backend } from "../balancing/backend.ts";
 import type { Frontend } from "../connection/frontend.ts";
-import type { EndReason, Session } from "../connection/session.ts";
+import { END_REASONS, type EndReason, type Session } from "../connection/session.ts";
 import { VERSION } from "../common/version.ts";
 
 /** What metrics read from a running lb (an `Lb` satisfies it). */
@@ -38,8 +39,6 @@ export const DURATION_BUCKETS: readonly number[] = [
   3600,
 ];
 
-const END_REASONS: readonly EndReason[] = ["eof", "reset", "timeout", "no-backend", "drained"];
-
 /** A cumulative histogram in the Prometheus sense. */
 class Histogram {
   readonly counts = new Array<number>(DURATION_BUCKETS.length).fill(0);
@@ -61,13 +60,6 @@ interface FrontendExtra {
   ended: Record<EndReason, number>;
 }
 
-/** Bytes of finished connections to one backend, and their durations. */
-interface BackendExtra {
-  bytesIn: number;
-  bytesOut: number;
-  duration: Histogram;
-}
-
 /** One backend in a {@link StatsSnapshot}. */
 export interface BackendStats {
   id: string;
@@ -87,6 +79,8 @@ export interface BackendStats {
   connectFailures: number;
   /** Duration of the last health check, ms; -1 before the first. */
   lastCheckMs: number;
+  /** Why the last check or connect failed; null after a success. */
+  lastError: string | null;
 }
 
 /** One frontend in a {@link StatsSnapshot}. */
@@ -135,7 +129,7 @@ export function backendState(backend: Backend): BackendStats["state"] {
  */
 export class Metrics {
   #frontends = new Map<string, FrontendExtra>();
-  #backends = new WeakMap<Backend, BackendExtra>();
+  #backends = new WeakMap<Backend, Histogram>();
 
   /** Records a finished connection; call once per connection (the `onEnd` hook). */
   observe(session: Session, now: number = Date.now()): void {
@@ -143,13 +137,7 @@ export class Metrics {
     const frontend = this.#frontend(session.frontend);
     frontend.duration.observe(seconds);
     frontend.ended[session.end ?? "eof"]++;
-    const backend = session.backend;
-    if (backend) {
-      const extra = this.#backend(backend);
-      extra.bytesIn += session.up.bytes;
-      extra.bytesOut += session.down.bytes;
-      extra.duration.observe(seconds);
-    }
+    if (session.backend) this.#backendDuration(session.backend).observe(seconds);
   }
 
   #frontend(name: string): FrontendExtra {
@@ -157,20 +145,20 @@ export class Metrics {
     if (!extra) {
       extra = {
         duration: new Histogram(),
-        ended: { eof: 0, reset: 0, timeout: 0, "no-backend": 0, drained: 0 },
+        ended: Object.fromEntries(END_REASONS.map((r) => [r, 0])) as Record<EndReason, number>,
       };
       this.#frontends.set(name, extra);
     }
     return extra;
   }
 
-  #backend(backend: Backend): BackendExtra {
-    let extra = this.#backends.get(backend);
-    if (!extra) {
-      extra = { bytesIn: 0, bytesOut: 0, duration: new Histogram() };
-      this.#backends.set(backend, extra);
+  #backendDuration(backend: Backend): Histogram {
+    let histogram = this.#backends.get(backend);
+    if (!histogram) {
+      histogram = new Histogram();
+      this.#backends.set(backend, histogram);
     }
-    return extra;
+    return histogram;
   }
 
   /**
@@ -212,7 +200,6 @@ export class Metrics {
       bytesOut,
       ended: { ...this.#frontend(frontend.name).ended },
       backends: frontend.pool.backends.map((backend) => {
-        const done = this.#backends.get(backend);
         const live = open.get(backend);
         return {
           id: backend.id,
@@ -224,10 +211,11 @@ export class Metrics {
           maxConn: backend.maxConn,
           active: backend.active,
           total: backend.total,
-          bytesIn: (done?.bytesIn ?? 0) + (live?.bytesIn ?? 0),
-          bytesOut: (done?.bytesOut ?? 0) + (live?.bytesOut ?? 0),
+          bytesIn: backend.bytesIn + (live?.bytesIn ?? 0),
+          bytesOut: backend.bytesOut + (live?.bytesOut ?? 0),
           connectFailures: backend.connectFailures,
-          lastCheckMs: backend.lastCheckMs,
+          lastCheckMs: backend.health.lastCheckMs,
+          lastError: backend.health.lastError ?? null,
         };
       }),
     };
@@ -237,118 +225,33 @@ export class Metrics {
   prometheus(source: MetricsSource, now: number = Date.now()): string {
     const snap = this.snapshot(source, now);
     const out = new _Exposition();
-    const f = (fe: FrontendStats) => ({ frontend: fe.name });
-    const b = (fe: FrontendStats, be: BackendStats) => ({ frontend: fe.name, backend: be.id });
-    const backends = snap.frontends.flatMap((fe) => fe.backends.map((be) => ({ fe, be })));
-
     out.family("lb_info", "gauge", "Build information.", [[{ version: VERSION }, 1]]);
-    out.family(
-      "lb_uptime_seconds",
-      "gauge",
-      "Seconds since lb started.",
-      [[{}, snap.uptimeSeconds]],
-    );
-    out.family("process_start_time_seconds", "gauge", "Start time since the epoch, seconds.", [
-      [{}, source.started / 1000],
-    ]);
-    out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [
-      [{}, snap.rssBytes],
-    ]);
-
-    out.family(
-      "lb_frontend_connections_active",
-      "gauge",
-      "Client connections open now.",
-      snap.frontends.map((fe) => [f(fe), fe.active]),
-    );
-    out.family(
-      "lb_frontend_connections_total",
-      "counter",
-      "Client connections accepted.",
-      snap.frontends.map((fe) => [f(fe), fe.total]),
-    );
+    for (const [name, type, help, value] of PROCESS_FAMILIES) {
+      out.family(name, type, help, [[{}, value(snap, source)]]);
+    }
+    for (const [name, type, help, value] of FRONTEND_FAMILIES) {
+      out.family(name, type, help, snap.frontends.map((fe) => [{ frontend: fe.name }, value(fe)]));
+    }
     out.family(
       "lb_frontend_connections_ended_total",
       "counter",
       "Finished client connections by how they ended.",
       snap.frontends.flatMap((fe) =>
-        END_REASONS.map((reason) => [{ ...f(fe), reason }, fe.ended[reason]] as const)
+        END_REASONS.map((reason) => [{ frontend: fe.name, reason }, fe.ended[reason]] as const)
       ),
-    );
-    out.family(
-      "lb_frontend_bytes_in_total",
-      "counter",
-      "Bytes received from clients.",
-      snap.frontends.map((fe) => [f(fe), fe.bytesIn]),
-    );
-    out.family(
-      "lb_frontend_bytes_out_total",
-      "counter",
-      "Bytes sent to clients.",
-      snap.frontends.map((fe) => [f(fe), fe.bytesOut]),
     );
     out.histogram(
       "lb_frontend_connection_duration_seconds",
       "Duration of finished client connections.",
-      snap.frontends.map((fe) => [f(fe), this.#frontend(fe.name).duration]),
+      snap.frontends.map((fe) => [{ frontend: fe.name }, this.#frontend(fe.name).duration]),
     );
-
-    out.family(
-      "lb_backend_up",
-      "gauge",
-      "Health state: 1 up, 0 down.",
-      backends.map(({ fe, be }) => [b(fe, be), be.healthy ? 1 : 0]),
+    const backends = snap.frontends.flatMap((fe) =>
+      fe.backends.map((be) => ({ labels: { frontend: fe.name, backend: be.id }, be }))
     );
-    out.family(
-      "lb_backend_drained",
-      "gauge",
-      "1 when drained (no new connections), else 0.",
-      backends.map(({ fe, be }) => [b(fe, be), be.drained ? 1 : 0]),
-    );
-    out.family(
-      "lb_backend_weight",
-      "gauge",
-      "Configured weight.",
-      backends.map(({ fe, be }) => [b(fe, be), be.weight]),
-    );
-    out.family(
-      "lb_backend_connections_active",
-      "gauge",
-      "Connections open to the backend now.",
-      backends.map(({ fe, be }) => [b(fe, be), be.active]),
-    );
-    out.family(
-      "lb_backend_connections_total",
-      "counter",
-      "Connections opened to the backend.",
-      backends.map(({ fe, be }) => [b(fe, be), be.total]),
-    );
-    out.family(
-      "lb_backend_connect_failures_total",
-      "counter",
-      "Connects to the backend that failed or timed out.",
-      backends.map(({ fe, be }) => [b(fe, be), be.connectFailures]),
-    );
-    out.family(
-      "lb_backend_bytes_in_total",
-      "counter",
-      "Bytes from clients sent to the backend.",
-      backends.map(({ fe, be }) => [b(fe, be), be.bytesIn]),
-    );
-    out.family(
-      "lb_backend_bytes_out_total",
-      "counter",
-      "Bytes from the backend sent to clients.",
-      backends.map(({ fe, be }) => [b(fe, be), be.bytesOut]),
-    );
-    out.family(
-      "lb_backend_check_duration_seconds",
-      "gauge",
-      "Duration of the last health check.",
-      backends.filter(({ be }) => be.lastCheckMs >= 0).map((
-        { fe, be },
-      ) => [b(fe, be), be.lastCheckMs / 1000]),
-    );
+    for (const [name, type, help, value] of BACKEND_FAMILIES) {
+      const samples = backends.map(({ labels, be }) => [labels, value(be)] as const);
+      out.family(name, type, help, samples.filter(([, v]) => v !== undefined) as Sample[]);
+    }
     out.histogram(
       "lb_backend_connection_duration_seconds",
       "Duration of finished connections that reached the backend.",
@@ -356,7 +259,7 @@ export class Metrics {
         fe.pool.backends.map((be) =>
           [
             { frontend: fe.name, backend: be.id },
-            this.#backends.get(be)?.duration ?? new Histogram(),
+            this.#backends.get(be) ?? new Histogram(),
           ] as const
         )
       ),
@@ -365,7 +268,89 @@ export class Metrics {
   }
 }
 
+type Family<T> = readonly [
+  name: string,
+  type: "counter" | "gauge",
+  help: string,
+  value: T,
+];
+
+/** Process-wide gauges: one sample each. */
+const PROCESS_FAMILIES: readonly Family<(snap: StatsSnapshot, source: MetricsSource) => number>[] =
+  [
+    ["lb_uptime_seconds", "gauge", "Seconds since lb started.", (snap) => snap.uptimeSeconds],
+    [
+      "process_start_time_seconds",
+      "gauge",
+      "Start time since the epoch, seconds.",
+      (_, source) => source.started / 1000,
+    ],
+    [
+      "process_resident_memory_bytes",
+      "gauge",
+      "Resident memory size in bytes.",
+      (snap) => snap.rssBytes,
+    ],
+  ];
+
+/** One sample per frontend, labelled `frontend`. */
+const FRONTEND_FAMILIES: readonly Family<(fe: FrontendStats) => number>[] = [
+  ["lb_frontend_connections_active", "gauge", "Client connections open now.", (fe) => fe.active],
+  ["lb_frontend_connections_total", "counter", "Client connections accepted.", (fe) => fe.total],
+  ["lb_frontend_bytes_in_total", "counter", "Bytes received from clients.", (fe) => fe.bytesIn],
+  ["lb_frontend_bytes_out_total", "counter", "Bytes sent to clients.", (fe) => fe.bytesOut],
+];
+
+/** One sample per backend, labelled `frontend` and `backend`; undefined leaves it out. */
+const BACKEND_FAMILIES: readonly Family<(be: BackendStats) => number | undefined>[] = [
+  ["lb_backend_up", "gauge", "Health state: 1 up, 0 down.", (be) => be.healthy ? 1 : 0],
+  [
+    "lb_backend_drained",
+    "gauge",
+    "1 when drained (no new connections), else 0.",
+    (be) => be.drained ? 1 : 0,
+  ],
+  ["lb_backend_weight", "gauge", "Configured weight.", (be) => be.weight],
+  [
+    "lb_backend_connections_active",
+    "gauge",
+    "Connections open to the backend now.",
+    (be) => be.active,
+  ],
+  [
+    "lb_backend_connections_total",
+    "counter",
+    "Connections opened to the backend.",
+    (be) => be.total,
+  ],
+  [
+    "lb_backend_connect_failures_total",
+    "counter",
+    "Connects to the backend that failed or timed out.",
+    (be) => be.connectFailures,
+  ],
+  [
+    "lb_backend_bytes_in_total",
+    "counter",
+    "Bytes from clients sent to the backend.",
+    (be) => be.bytesIn,
+  ],
+  [
+    "lb_backend_bytes_out_total",
+    "counter",
+    "Bytes from the backend sent to clients.",
+    (be) => be.bytesOut,
+  ],
+  [
+    "lb_backend_check_duration_seconds",
+    "gauge",
+    "Duration of the last health check.",
+    (be) => be.lastCheckMs >= 0 ? be.lastCheckMs / 1000 : undefined,
+  ],
+];
+
 type Labels = Record<string, string>;
+type Sample = readonly [Labels, number];
 
 /** Builds exposition text: HELP and TYPE once per family, then its samples. */
 class _Exposition {
@@ -375,7 +360,7 @@ class _Exposition {
     name: string,
     type: "counter" | "gauge",
     help: string,
-    samples: readonly (readonly [Labels, number])[],
+    samples: readonly Sample[],
   ): void {
     this.#head(name, type, help);
     for (const [labels, value] of samples) this.#sample(name, labels, value);
@@ -388,7 +373,7 @@ class _Exposition {
         this.#sample(`${name}_bucket`, { ...labels, le: String(le) }, h.counts[i]!);
       });
       this.#sample(`${name}_bucket`, { ...labels, le: "+Inf" }, h.count);
-      this.#sample(`${name}_sum`, labels, h.sum);
+      this.#sample(`${name}_sum`, labels, Number(h.sum.toFixed(6)));
       this.#sample(`${name}_count`, labels, h.count);
     }
   }

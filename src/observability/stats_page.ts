@@ -105,7 +105,9 @@ function frontendTable(fe) {
       cell("total", be.total), cell("bytes-in", bytes(be.bytesIn), be.bytesIn + " bytes"),
       cell("bytes-out", bytes(be.bytesOut), be.bytesOut + " bytes"),
       cell("errors", be.connectFailures, "failed connects"),
-      cell("check", be.lastCheckMs < 0 ? "-" : be.lastCheckMs + " ms"), actions);
+      be.state === "DOWN"
+        ? cell("check", be.lastError || "down", "last error")
+        : cell("check", be.lastCheckMs < 0 ? "-" : be.lastCheckMs + " ms"), actions);
     table.append(tr);
   }
   return el("section", {}, el("h2", {}, "Frontend " + fe.name), table);

@@ -9,33 +9,17 @@
  * passive and active health (each worker checks every backend itself), the
  * `--max-conns` gate (each worker admits its share, ceil(max-conns / N)), the
  * idle sweep, the access log writer, and the drain on SIGTERM. Each worker
- * re-reads the config on SIGHUP itself. The admin endpoint would see only the
- * main thread's share, so `--workers` above 1 with `--admin` is refused.
+ * runs the same start/stop sequence as the main thread (`serve`) and re-reads
+ * the config on SIGHUP itself. The admin endpoint would see only the main
+ * thread's share, so `--workers` above 1 with `--admin` is refused
+ * (`validateConfig`).
  * @module
  */
 import type { Config } from "../config/config.ts";
-import { AccessLog } from "../observability/access_log.ts";
-import { loadConfigFile } from "../config/file.ts";
-import { defaultConfig } from "../config/config.ts";
-import { ConfigError } from "../common/errors.ts";
-import { applyFlags, parseFlags, validateConfig } from "../config/flags.ts";
-import { Lb } from "../lb/lb.ts";
+import { parseFlags } from "../config/flags.ts";
+import type { Lb } from "../lb/lb.ts";
+import { serve } from "../lb/serve.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
-import { describe } from "../connection/proxy.ts";
-
-/**
- * Refuses combinations `--workers` cannot serve correctly.
- *
- * @throws {ConfigError} When `workers` > 1 and the admin endpoint is on.
- */
-export function checkWorkers(config: Config): void {
-  if (config.workers > 1 && config.admin) {
-    throw new ConfigError(
-      `--workers ${config.workers} cannot be combined with --admin: each worker keeps its own ` +
-        `pools and counters, and the admin endpoint would show one worker's share`,
-    );
-  }
-}
 
 /**
  * The config a worker runs: `config` with each frontend that asks for port 0
@@ -146,40 +130,19 @@ export class Workers {
   }
 }
 
-/** A worker's own copy of `run`: serve, reload on SIGHUP, drain on SIGINT/SIGTERM. */
-async function _serve(start: StartMessage): Promise<void> {
+/** A worker: serves like the main thread (see `serve`), without admin or workers of its own. */
+async function _work(start: StartMessage): Promise<void> {
   const post = (reply: WorkerReply) => _scope.postMessage(reply);
   const logger = new Logger((line) => stderrSink(line.replace(" ", ` worker${start.index} `)));
-  let accessLog: AccessLog;
-  let lb: Lb;
-  try {
-    accessLog = await AccessLog.open({ format: start.config.log, file: start.config.logFile });
-    lb = Lb.start(start.config, logger, (session) => accessLog.record(session));
-  } catch (error) {
-    post({ type: "failed", message: `worker ${start.index}: ${describe(error)}` });
-    return;
-  }
-  const bound = _bound(lb);
-  Deno.addSignalListener("SIGHUP", async () => {
-    try {
-      const flags = parseFlags(start.args);
-      const base = flags.config === undefined
-        ? defaultConfig()
-        : await loadConfigFile(flags.config);
-      const summary = await lb.reload(workerConfig(validateConfig(applyFlags(base, flags)), bound));
-      logger.log("reload", `applied ${flags.config ?? "flags"}: ${summary}`);
-    } catch (error) {
-      logger.log("reload", `rejected, old config kept: ${describe(error)}`);
-    }
+  const bound = new Map(start.config.frontends.map((f) => [f.name, f.listen.port]));
+  await serve(start.config, {
+    flags: parseFlags(start.args),
+    logger,
+    main: false,
+    adjust: (config) => workerConfig(config, bound),
+    onReady: () => post({ type: "ready" }),
+    onFailure: (message) => post({ type: "failed", message: `worker ${start.index}: ${message}` }),
   });
-  post({ type: "ready" });
-  await new Promise<void>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, resolve);
-  });
-  await Promise.all(lb.frontends.map((frontend) => frontend.stop()));
-  await lb.shutdown(lb.config.drainTimeout);
-  await accessLog.close();
-  logger.log("lb", "stopped");
   post({ type: "stopped" });
   _scope.close();
 }
@@ -192,5 +155,5 @@ const _scope = globalThis as unknown as {
 };
 
 if ("WorkerGlobalScope" in globalThis) {
-  _scope.onmessage = (event) => void _serve(event.data);
+  _scope.onmessage = (event) => void _work(event.data);
 }

@@ -83,7 +83,7 @@ function setup(config: Partial<HealthConfig> = {}, ports = [8101, 8102]) {
   const states = new Map<number, State>();
   const { probe, calls } = fakeProbe(states);
   let backends = ports.map(backend);
-  const checker = new HealthChecker(() => backends, health, full, { clock, probe });
+  const checker = new HealthChecker(() => backends, health, { clock, probe });
   return {
     lines,
     health,
@@ -121,7 +121,7 @@ Deno.test("HealthChecker takes a backend down after exactly `fall` failed checks
   await t.clock.advance(0);
   await t.clock.advance(1000);
   equal(t.backends[0]!.healthy, true, "down after 2 failures with fall 3");
-  equal(t.backends[0]!.failStreak, 2);
+  equal(t.backends[0]!.health.failStreak, 2);
   await t.clock.advance(1000);
   equal(t.backends[0]!.healthy, false);
   equal(t.backends[1]!.healthy, true);
@@ -157,13 +157,13 @@ Deno.test("HealthChecker fails a check that outlasts the timeout and records its
   t.states.set(8101, "hang");
   t.checker.start();
   await t.clock.advance(0);
-  equal(t.backends[1]!.lastCheckMs, 0);
+  equal(t.backends[1]!.health.lastCheckMs, 0);
   await t.clock.advance(299);
-  equal(t.backends[0]!.failStreak, 0);
-  equal(t.backends[0]!.lastCheckMs, -1);
+  equal(t.backends[0]!.health.failStreak, 0);
+  equal(t.backends[0]!.health.lastCheckMs, -1);
   await t.clock.advance(1);
   equal(t.backends[0]!.healthy, false);
-  equal(t.backends[0]!.lastCheckMs, 300);
+  equal(t.backends[0]!.health.lastCheckMs, 300);
   assert(t.lines.some((l) => /8101 is down .*timed out after 300ms/.test(l)), t.lines.join("\n"));
   await t.checker.stop();
 });
@@ -200,7 +200,7 @@ Deno.test("HealthChecker.stop clears every timer and aborts checks in flight wit
   equal(t.clock.pending, 0);
   equal(t.checker.running, false);
   equal(t.backends[0]!.healthy, true);
-  equal(t.backends[0]!.failStreak, 0);
+  equal(t.backends[0]!.health.failStreak, 0);
   await t.clock.advance(10_000);
   equal(t.calls.length, 2);
 });
@@ -241,7 +241,7 @@ Deno.test("Health.report never takes a backend down when active checks are off",
   const b = backend(8101);
   for (let i = 0; i < 5; i++) health.report(b, false, "Connection refused");
   equal(b.healthy, true);
-  equal(b.failStreak, 5);
+  equal(b.health.failStreak, 5);
   equal(lines.length, 0);
 });
 
@@ -289,14 +289,14 @@ Deno.test("HealthChecker marks a real listener down when it closes and up when i
   const config: HealthConfig = { interval: 50, timeout: 1000, rise: 2, fall: 2 };
   const health = new Health(config, new Logger((l) => lines.push(l)));
   const b = backend(port);
-  const checker = new HealthChecker(() => [b], health, config);
+  const checker = new HealthChecker(() => [b], health);
   checker.start();
   try {
-    await until("first check", () => b.lastCheckMs >= 0);
+    await until("first check", () => b.health.lastCheckMs >= 0);
     equal(b.healthy, true);
     await server.close();
     await until("down", () => !b.healthy);
-    assert(b.failStreak >= 2);
+    assert(b.health.failStreak >= 2);
     server = acceptor(port);
     await until("up", () => b.healthy);
     equal(lines.filter((l) => /is down/.test(l)).length, 1, lines.join("\n"));

@@ -1,3 +1,4 @@
+import { setActive, setHealthy } from "./_state.ts";
 import { deepEqual, equal } from "node:assert/strict";
 import type { BackendConfig } from "../../src/config/config.ts";
 import { Pool } from "../../src/balancing/pool.ts";
@@ -19,26 +20,26 @@ Deno.test("Pool.pick uses backups only when every normal backend is unavailable"
   ]);
   const [a, b] = pool.backends;
   deepEqual(ports(pool, 4), [8101, 8102, 8101, 8102]);
-  a!.healthy = false;
+  setHealthy(a!, false);
   deepEqual(ports(pool, 3), [8102, 8102, 8102]);
-  b!.drained = true;
+  b!.drain();
   deepEqual(ports(pool, 4), [8201, 8202, 8201, 8202]);
-  a!.healthy = true;
+  setHealthy(a!, true);
   deepEqual(ports(pool, 2), [8101, 8101]);
 });
 
 Deno.test("Pool.pick skips a backend at its maxconn and takes it again below", () => {
   const pool = new Pool("roundrobin", [spec(8101, { maxConn: 2 }), spec(8102)]);
   const [a] = pool.backends;
-  a!.active = 2;
+  setActive(a!, 2);
   deepEqual(ports(pool, 4), [8102, 8102, 8102, 8102]);
-  a!.active = 1;
+  setActive(a!, 1);
   equal(ports(pool, 4).includes(8101), true);
 });
 
 Deno.test("Pool.pick goes to a backup when every normal backend is full", () => {
   const pool = new Pool("leastconn", [spec(8101, { maxConn: 1 }), spec(8201, { backup: true })]);
-  pool.backends[0]!.active = 1;
+  setActive(pool.backends[0]!, 1);
   deepEqual(ports(pool, 2), [8201, 8201]);
 });
 
@@ -54,8 +55,8 @@ Deno.test("Pool.pick skips backends already tried, then the backups, then gives 
 
 Deno.test("Pool.pick returns undefined when every backend is down", () => {
   const pool = new Pool("source", [spec(8101), spec(8201, { backup: true })]);
-  for (const b of pool.backends) b.healthy = false;
+  for (const b of pool.backends) setHealthy(b, false);
   equal(pool.pick("10.0.0.1"), undefined);
-  pool.backends[1]!.healthy = true;
+  setHealthy(pool.backends[1]!, true);
   equal(pool.pick("10.0.0.1")?.addr.port, 8201);
 });

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { parseBackendSpec, wholeNumber } from "../../src/config/backend_spec.ts";
+import { parseBackendSpec } from "../../src/config/backend_spec.ts";
 import { ConfigError } from "../../src/common/errors.ts";
 
 const defaults = { weight: 1, backup: false, maxConn: 0 };
@@ -55,13 +55,5 @@ Deno.test("parseBackendSpec rejects bad options and values, naming the flag", ()
       (error: unknown) => error instanceof ConfigError && error.message.includes("--backend"),
       `accepted ${JSON.stringify(bad)}`,
     );
-  }
-});
-
-Deno.test("wholeNumber accepts whole numbers in range only", () => {
-  assertEquals(wholeNumber("7", "--rise", 1, 10), 7);
-  assertEquals(wholeNumber(0, "--retries", 0, 10), 0);
-  for (const bad of ["0", "11", "1.5", "", "x", "-3"]) {
-    assertThrows(() => wholeNumber(bad, "--rise", 1, 10), ConfigError, `accepted ${bad}`);
   }
 });

@@ -8,7 +8,9 @@ import { loadConfigFile, parseConfigText, stripJsonComments } from "../../src/co
 import { defaultConfig } from "../../src/config/config.ts";
 import { STRATEGY_NAMES } from "../../src/balancing/strategies/mod.ts";
 import { ConfigError } from "../../src/common/errors.ts";
-import { applyFlags, parseFlags, validateConfig } from "../../src/config/flags.ts";
+import { parseFlags } from "../../src/config/flags.ts";
+import { applyFlags } from "../../src/config/load.ts";
+import { FieldNames, validateConfig } from "../../src/config/validate.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -194,7 +196,9 @@ Deno.test("parseConfigText errors name the file and the exact field", () => {
   for (const [text, message] of cases) {
     let error: ConfigError;
     try {
-      error = configError(() => parseConfigText(text, "lb.json"));
+      error = configError(() =>
+        validateConfig(parseConfigText(text, "lb.json"), new FieldNames("lb.json"))
+      );
     } catch (cause) {
       throw new Error(`for ${text}: ${cause}`);
     }
@@ -480,7 +484,7 @@ Deno.test("lb.schema.json and the loader agree on what is wrong", async () => {
   for (const config of bad) {
     const text = JSON.stringify(config);
     ok(validate(schema, schema, config).length > 0, `schema accepts ${text}`);
-    configError(() => parseConfigText(text, "lb.json"));
+    configError(() => validateConfig(parseConfigText(text, "lb.json")));
   }
   const fine: unknown[] = [
     {},
@@ -491,7 +495,7 @@ Deno.test("lb.schema.json and the loader agree on what is wrong", async () => {
   ];
   for (const config of fine) {
     assertEquals(validate(schema, schema, config), [], JSON.stringify(config));
-    parseConfigText(JSON.stringify(config), "lb.json");
+    validateConfig(parseConfigText(JSON.stringify(config), "lb.json"));
   }
 });
 

@@ -1,10 +1,13 @@
 import { deepStrictEqual as assertEquals, ok, throws as assertThrows } from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
 import { ConfigError } from "../../src/common/errors.ts";
-import { applyFlags, parseFlags, USAGE, validateConfig } from "../../src/config/flags.ts";
+import { parseFlags, USAGE } from "../../src/config/flags.ts";
+import { applyFlags } from "../../src/config/load.ts";
+import { FieldNames, validateConfig } from "../../src/config/validate.ts";
 
 function configFrom(args: string[]) {
-  return validateConfig(applyFlags(defaultConfig(), parseFlags(args)));
+  const names = new FieldNames();
+  return validateConfig(applyFlags(defaultConfig(), parseFlags(args), names), names);
 }
 
 function rejects(args: string[], mentions: string) {

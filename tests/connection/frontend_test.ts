@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { Gate } from "../../src/connection/gate.ts";
 import { Logger } from "../../src/observability/log.ts";
-import { Frontend, type ServerContext } from "../../src/connection/frontend.ts";
+import { Frontend, type FrontendContext } from "../../src/connection/frontend.ts";
 import type { Session } from "../../src/connection/session.ts";
 import {
   LOOPBACK,
@@ -18,7 +18,7 @@ const encoder = new TextEncoder();
 function frontend(backendPort: number, gate: Gate) {
   const ended: Session[] = [];
   const lines: string[] = [];
-  const ctx: ServerContext = {
+  const ctx: FrontendContext = {
     gate,
     logger: new Logger((line) => lines.push(line)),
     onEnd: (session) => void ended.push(session),

@@ -29,7 +29,7 @@ Deno.test("Gate.release wakes every waiting accept loop", async () => {
   const gate = new Gate(1);
   gate.enter();
   const waits = [gate.wait(), gate.wait()];
-  gate.release();
+  gate.wakeAll();
   await Promise.all(waits);
   assertEquals(gate.open, 1);
 });

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { ANY_HOST, listen } from "../../src/connection/listen.ts";
+import { ANY_HOST } from "../../src/common/address.ts";
+import { listen } from "../../src/connection/listen.ts";
 
 function hasIPv6(): boolean {
   try {

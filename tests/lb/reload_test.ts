@@ -8,7 +8,7 @@ import type { Config } from "../../src/config/config.ts";
 import { parseConfigText } from "../../src/config/file.ts";
 import { Lb } from "../../src/lb/lb.ts";
 import { Logger } from "../../src/observability/log.ts";
-import { planPool } from "../../src/lb/reload.ts";
+import { planPool, reload } from "../../src/lb/reload.ts";
 import { Pool } from "../../src/balancing/pool.ts";
 import { type LbProcess, startLb } from "../../support/lb_process.ts";
 import {
@@ -327,7 +327,8 @@ Deno.test("Lb.reload keeps Backend objects with the same id, drains removed ones
     ];
     assertEquals(await request(Number(web.addr.split(":")[1])), "A");
     assertEquals(keptA.total, 1);
-    const summary = await lb.reload(
+    const summary = await reload(
+      lb,
       configOf(`{"health": {"interval": 0}, "maxConns": 7, "frontends": [
       {"name": "web", "listen": "${LOOPBACK}:0", "backends": [{"port": ${a.port}, "weight": 5}]}]}`),
     );
@@ -354,11 +355,11 @@ Deno.test("Lb.reload keeps restart-only fields and refuses after shutdown", asyn
   const next = structuredClone(config);
   next.workers = 4;
   next.drainTimeout = 1234;
-  assertEquals(await lb.reload(next), "workers kept (need a restart)");
+  assertEquals(await reload(lb, next), "workers kept (need a restart)");
   assertEquals(lb.config.workers, 1);
   assertEquals(lb.config.drainTimeout, 1234);
   await lb.shutdown(0);
-  await rejects(() => lb.reload(next), /shutting down/);
+  await rejects(() => reload(lb, next), /shutting down/);
 });
 
 Deno.test("planPool changes nothing until apply", () => {
@@ -400,12 +401,12 @@ Deno.test("Lb.reload turns active health checks on and off", async () => {
     assertEquals(lb.checker.running, false);
     const on = structuredClone(config);
     on.health = { interval: 50, timeout: 1000, rise: 1, fall: 1 };
-    await lb.reload(on);
+    await reload(lb, on);
     assertEquals(lb.checker.running, true);
     const backend = lb.frontends[0]!.pool.backends[0]!;
-    await waitUntil(() => backend.lastCheckMs >= 0, "a health check after the reload");
+    await waitUntil(() => backend.health.lastCheckMs >= 0, "a health check after the reload");
     assertEquals(lb.config.health.interval, 50);
-    await lb.reload(config);
+    await reload(lb, config);
     assertEquals(lb.checker.running, false);
   } finally {
     await lb.shutdown(0);
@@ -424,7 +425,7 @@ Deno.test("Lb.reload that turns health checks off brings down backends back (not
     await waitUntil(() => !down.healthy, "the dead backend to go down");
     const off = structuredClone(config);
     off.health.interval = 0;
-    await lb.reload(off);
+    await reload(lb, off);
     assertEquals(lb.checker.running, false);
     ok(down.healthy, "with checks off a down backend must be usable again");
     ok(down.available);

@@ -3,7 +3,12 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { type AccessEntry, accessEntry, AccessLog, formatEntry } from "../../src/observability/access_log.ts";
+import {
+  type AccessEntry,
+  accessEntry,
+  AccessLog,
+  formatEntry,
+} from "../../src/observability/access_log.ts";
 import { Session } from "../../src/connection/session.ts";
 import { startLb } from "../../support/lb_process.ts";
 import {

@@ -4,10 +4,13 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { Admin, type AdminOptions, handle } from "../../src/observability/admin.ts";
-import type { Backend } from "../../src/balancing/backend.ts";
-import { ConfigError } from "../../src/common/errors.ts";
+import { Backend } from "../../src/balancing/backend.ts";
 import { Logger } from "../../src/observability/log.ts";
-import { Metrics, type MetricsSource, type StatsSnapshot } from "../../src/observability/metrics.ts";
+import {
+  Metrics,
+  type MetricsSource,
+  type StatsSnapshot,
+} from "../../src/observability/metrics.ts";
 import type { Frontend } from "../../src/connection/frontend.ts";
 import { startLb } from "../../support/lb_process.ts";
 import {
@@ -21,8 +24,16 @@ import {
   writeAll,
 } from "../_helpers.ts";
 
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
 function options(overrides: Partial<AdminOptions> = {}, lines: string[] = []): AdminOptions {
-  const backend = { id: "127.0.0.1:8101", drained: false } as unknown as Backend;
+  const backend = new Backend({
+    hostname: "127.0.0.1",
+    port: 8101,
+    weight: 1,
+    backup: false,
+    maxConn: 0,
+  });
   const frontend = {
     name: "main",
     addr: "127.0.0.1:1",
@@ -83,7 +94,10 @@ Deno.test("handle answers 405 with Allow for a wrong method and 404 for an unkno
 
 Deno.test("handle POST /reload calls the hook: 200, 400 with its message, 501 without one", async () => {
   let calls = 0;
-  const ok = await handle(post("/reload"), options({ reload: () => void calls++ }));
+  const ok = await handle(
+    post("/reload"),
+    options({ reload: () => Promise.resolve({ ok: true, message: `applied ${++calls}` }) }),
+  );
   assertEquals([ok.status, calls], [200, 1]);
   assertEquals((await ok.json()).reloaded, true);
 
@@ -91,7 +105,7 @@ Deno.test("handle POST /reload calls the hook: 200, 400 with its message, 501 wi
     post("/reload"),
     options({
       reload: () =>
-        Promise.reject(new ConfigError("frontends[0].backends[2].port must be 1-65535")),
+        Promise.resolve({ ok: false, message: "frontends[0].backends[2].port must be 1-65535" }),
     }),
   );
   assertEquals(bad.status, 400);
@@ -133,6 +147,7 @@ Deno.test("Admin.start logs its address and closes on shutdown", async () => {
   {
     await using admin = Admin.start({ hostname: LOOPBACK, port: 0 }, options({}, lines));
     port = Number(admin.addr.split(":")[1]);
+    admin.announce();
     assertMatch(lines.join("\n"), new RegExp(`admin: listening on 127\\.0\\.0\\.1:${port}$`));
     const response = await fetch(`http://${admin.addr}/`);
     assertEquals(response.status, 200);
@@ -222,7 +237,14 @@ Deno.test("GET /stats describes frontends and backends as JSON", async () => {
   const fe = snap.frontends[0]!;
   assertEquals([fe.name, fe.addr, fe.balance], ["main", `127.0.0.1:${lb.port}`, "roundrobin"]);
   assertEquals([fe.total, fe.active, fe.bytesIn, fe.bytesOut], [2, 0, 6, 6]);
-  assertEquals(fe.ended, { eof: 2, reset: 0, timeout: 0, "no-backend": 0, drained: 0 });
+  assertEquals(fe.ended, {
+    eof: 2,
+    reset: 0,
+    timeout: 0,
+    "no-backend": 0,
+    drained: 0,
+    killed: 0,
+  });
   const be = fe.backends[0]!;
   assertEquals(
     [be.id, be.state, be.weight, be.backup, be.total, be.active, be.bytesIn, be.bytesOut],
@@ -252,12 +274,23 @@ Deno.test("lb --admin on a port in use exits 1 naming the admin address", async 
   await using a = startEchoServer();
   using taken = Deno.listen({ hostname: LOOPBACK, port: 0 });
   const port = taken.addr.port;
-  const error = await startLb(["-f", "127.0.0.1:0", "-p", String(a.port), "--admin", String(port)])
-    .then(async (lb) => {
-      // It may print its frontend line before failing on the admin port.
-      const status = await lb.status;
-      return new Error(`exit ${status.code}: ${lb.stderr.join("\n")}`);
-    }, (e: Error) => e);
-  assertMatch(error.message, /exit 1: /);
-  assertMatch(error.message, new RegExp(`lb: cannot listen on admin 127\\.0\\.0\\.1:${port}: `));
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      MAIN,
+      "-f",
+      "127.0.0.1:0",
+      "-p",
+      String(a.port),
+      "--admin",
+      `${port}`,
+    ],
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assertEquals(code, 1, text);
+  assertMatch(text, new RegExp(`^lb: cannot listen on admin 127\\.0\\.0\\.1:${port}: .*\n$`));
+  // Nothing announced before the failure: every listener opens before any "listening on".
+  assert(!/listening on/.test(text), text);
 });

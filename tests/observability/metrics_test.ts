@@ -1,6 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { Backend } from "../../src/balancing/backend.ts";
-import { DURATION_BUCKETS, escapeLabel, Metrics, type MetricsSource } from "../../src/observability/metrics.ts";
+import {
+  DURATION_BUCKETS,
+  escapeLabel,
+  Metrics,
+  type MetricsSource,
+} from "../../src/observability/metrics.ts";
 import type { Frontend } from "../../src/connection/frontend.ts";
 import type { Session } from "../../src/connection/session.ts";
 import { startLb } from "../../support/lb_process.ts";
@@ -189,7 +194,10 @@ function fakeSource(name: string, backendId: string): MetricsSource {
     active: 0,
     total: 2,
     connectFailures: 4,
-    lastCheckMs: 250,
+    // What the proxy counted on the backend for the five connections observed below.
+    bytesIn: 5,
+    bytesOut: 10,
+    health: { lastCheckMs: 250, lastError: "check: Connection refused" },
   } as unknown as Backend;
   const frontend = {
     name,

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
 import { ConfigError } from "../../src/common/errors.ts";
 import { gateShare } from "../../src/lb/lb.ts";
-import { checkWorkers, workerConfig } from "../../src/workers/worker.ts";
+import { validateConfig } from "../../src/config/validate.ts";
+import { workerConfig } from "../../src/workers/worker.ts";
 import { startLb } from "../../support/lb_process.ts";
 import { LOOPBACK, readAll, startEchoServer, writeAll } from "../_helpers.ts";
 
@@ -20,10 +21,16 @@ function configWith(workers: number, admin: boolean) {
   return config;
 }
 
-Deno.test("checkWorkers refuses --workers above 1 with --admin and allows the rest", () => {
-  assert.throws(() => checkWorkers(configWith(2, true)), ConfigError);
-  checkWorkers(configWith(2, false));
-  checkWorkers(configWith(1, true));
+Deno.test("validateConfig refuses --workers above 1 with --admin and allows the rest", () => {
+  const backend = { hostname: LOOPBACK, port: 1, weight: 1, backup: false, maxConn: 0 };
+  const withBackends = (workers: number, admin: boolean) => {
+    const config = configWith(workers, admin);
+    for (const frontend of config.frontends) frontend.backends = [backend];
+    return config;
+  };
+  assert.throws(() => validateConfig(withBackends(2, true)), ConfigError);
+  validateConfig(withBackends(2, false));
+  validateConfig(withBackends(1, true));
 });
 
 Deno.test("workerConfig puts port-0 frontends on the main thread's ports, by name, on a copy", () => {

@@ -1,0 +1,166 @@
+/**
+ * The start/stop sequence, written once for the main thread and for each
+ * worker: open every listener (access log, frontends, admin) first, announce
+ * only when all are open, reload on SIGHUP, drain on SIGINT/SIGTERM.
+ * @module
+ */
+import { formatHostPort } from "../common/address.ts";
+import { describe } from "../common/errors.ts";
+import type { Config } from "../config/config.ts";
+import type { Flags } from "../config/flags.ts";
+import { AccessLog } from "../observability/access_log.ts";
+import { Admin } from "../observability/admin.ts";
+import { type Logger, stderrSink } from "../observability/log.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { checkFdLimit } from "./fd_limit.ts";
+import { Lb } from "./lb.ts";
+import { reloadFromFlags } from "./reload.ts";
+
+/** Threads started beside the main one, from the main thread's side. */
+export interface Helpers {
+  /** Waits for them to drain after the stop signal (each drains itself), up to `timeoutMs`. */
+  stopped(timeoutMs: number): Promise<void>;
+}
+
+/** Options for {@link serve}. */
+export interface ServeOptions {
+  /** The command line lb started with: SIGHUP re-reads the config the same way. */
+  flags: Flags;
+  logger: Logger;
+  /**
+   * The main thread: checks the fd limit, serves `--admin`, starts the other
+   * workers, and exits at once on a second signal. @default true
+   */
+  main?: boolean;
+  /** Starts the other workers once lb's listeners are open (main thread, `--workers` > 1). */
+  startWorkers?: (lb: Lb) => Promise<Helpers>;
+  /** Changes a reloaded config before it applies (a worker takes the main thread's ports). */
+  adjust?: (config: Config) => Config;
+  /** Called once every listener is open and announced. */
+  onReady?: () => void;
+  /** Where the one line goes when something cannot start. @default `lb: LINE` on stderr */
+  onFailure?: (message: string) => void;
+}
+
+const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+/**
+ * Serves `config` until SIGINT or SIGTERM, then stops accepting and drains.
+ *
+ * @returns The exit status: 0 after a clean stop, 1 when a listener, the
+ * access log or a worker cannot start (one line on stderr says which).
+ */
+export async function serve(config: Config, options: ServeOptions): Promise<number> {
+  const { flags, logger } = options;
+  const main = options.main ?? true;
+  // Signals are registered before the first await: Deno only starts
+  // listening for them once the event loop turns, and a signal right after
+  // "listening on" must not be lost (nor kill lb without a drain).
+  let reloadable: Lb | undefined;
+  const onHup = () => {
+    if (reloadable) void reloadFromFlags(reloadable, flags, options.adjust);
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  let onStop!: (signal: Deno.Signal) => void;
+  const stopSignal = new Promise<Deno.Signal>((resolve) => onStop = resolve);
+  const stopHandlers = STOP_SIGNALS.map((signal) => [signal, () => onStop(signal)] as const);
+  for (const [signal, handler] of stopHandlers) Deno.addSignalListener(signal, handler);
+  try {
+    if (main) checkFdLimit(config.maxConns, logger);
+    return await _serve(config, options, stopSignal, (lb) => reloadable = lb);
+  } finally {
+    Deno.removeSignalListener("SIGHUP", onHup);
+    for (const [signal, handler] of stopHandlers) Deno.removeSignalListener(signal, handler);
+  }
+}
+
+async function _serve(
+  config: Config,
+  options: ServeOptions,
+  stopSignal: Promise<Deno.Signal>,
+  serving: (lb: Lb) => void,
+): Promise<number> {
+  const { flags, logger } = options;
+  const main = options.main ?? true;
+  const fail = (message: string) => {
+    (options.onFailure ?? ((line) => stderrSink(`lb: ${line}`)))(message);
+    return 1;
+  };
+
+  let log: AccessLog;
+  try {
+    log = await AccessLog.open({ format: config.log, file: config.logFile });
+  } catch (error) {
+    return fail(`cannot open access log ${config.logFile}: ${describe(error)}`);
+  }
+  await using accessLog = log;
+  const metrics = new Metrics();
+  let opened: Lb;
+  try {
+    opened = Lb.open(config, logger, (session) => {
+      metrics.observe(session);
+      accessLog.record(session);
+    });
+  } catch (error) {
+    const where = config.frontends.map((f) => formatHostPort(f.listen)).join(", ");
+    return fail(`cannot listen on ${where}: ${describe(error)}`);
+  }
+  await using lb = opened;
+  let admin: Admin | undefined;
+  if (main && config.admin) {
+    try {
+      admin = Admin.start(config.admin, {
+        lb,
+        metrics,
+        logger,
+        reload: () => reloadFromFlags(lb, flags, options.adjust),
+      });
+    } catch (error) {
+      return fail(`cannot listen on admin ${formatHostPort(config.admin)}: ${describe(error)}`);
+    }
+  }
+  await using _admin = admin;
+  let workers: Helpers | undefined;
+  if (options.startWorkers) {
+    try {
+      workers = await options.startWorkers(lb);
+    } catch (error) {
+      return fail(`cannot start workers: ${describe(error)}`);
+    }
+  }
+
+  lb.start();
+  admin?.announce();
+  serving(lb);
+  options.onReady?.();
+
+  const received = await stopSignal;
+  if (main) _exitOnSecondSignal(lb, accessLog, logger);
+  // Deno closes a listener's socket once its pending accept has ended: wait
+  // for that, so that "stopped accepting" is true when it is logged.
+  await Promise.all(lb.frontends.map((frontend) => frontend.stop()));
+  logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
+  await lb.shutdown(lb.config.drainTimeout);
+  await workers?.stopped(5000); // each drained beside us: allow a little more
+  await admin?.shutdown();
+  await accessLog.close();
+  logger.log("lb", "stopped");
+  return 0;
+}
+
+/**
+ * A second SIGINT/SIGTERM exits at once with status 1, after one access-log
+ * line (end `killed`) for each connection still open.
+ */
+function _exitOnSecondSignal(lb: Lb, accessLog: AccessLog, logger: Logger): void {
+  const again = () => {
+    logger.log("lb", `second signal: exiting now`);
+    for (const session of lb.sessions()) {
+      session.abort("killed");
+      accessLog.record(session);
+    }
+    accessLog.flushSync();
+    Deno.exit(1);
+  };
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, again);
+}
