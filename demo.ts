@@ -4,6 +4,7 @@
  * (a new connection each, like curl) with a per-backend count.
  *
  * Usage: deno task demo [--once] [--requests N] [--frontend PORT] [--backends P1,P2,P3]
+ * (`deno task demo --help` lists them.)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -11,8 +12,27 @@ import { httpGet } from "./backends/http_get.ts";
 import { startBackends } from "./backends/httpd.ts";
 import { startLb } from "./support/lb_process.ts";
 
-const USAGE =
-  "usage: deno task demo [--once] [--requests N] [--frontend PORT] [--backends 8101,8102,8103]";
+const DEFAULT_FRONTEND = "8080";
+const DEFAULT_BACKENDS = "8101,8102,8103";
+
+/** What `deno task demo --help` prints. */
+const USAGE = `Usage: deno task demo [options]
+
+Starts three backends answering "hello from server on port N", lb in front of
+them, sends requests through lb (a new connection each, like curl) and counts
+the answers per backend; then lb keeps serving until Ctrl-C.
+
+Options:
+      --frontend [HOST:]PORT   where lb listens (default: ${DEFAULT_FRONTEND} on all interfaces;
+                               0 picks a free port)
+      --backends P1,P2,P3      backend ports on 127.0.0.1 (default: ${DEFAULT_BACKENDS};
+                               0 picks a free port)
+      --requests N             requests to send (default: 10)
+      --once                   exit after the requests instead of serving until Ctrl-C
+  -h, --help                   print this help`;
+
+const SHORT_USAGE =
+  "usage: deno task demo [--once] [--requests N] [--frontend PORT] [--backends 8101,8102,8103] [--help]";
 
 async function demo(args: string[]): Promise<number> {
   let values;
@@ -22,18 +42,29 @@ async function demo(args: string[]): Promise<number> {
       options: {
         once: { type: "boolean", default: false },
         requests: { type: "string", default: "10" },
-        frontend: { type: "string", default: "8080" },
-        backends: { type: "string", default: "8101,8102,8103" },
+        frontend: { type: "string", default: DEFAULT_FRONTEND },
+        backends: { type: "string", default: DEFAULT_BACKENDS },
+        help: { type: "boolean", short: "h", default: false },
       },
     }));
   } catch (error) {
-    console.error(`demo: ${error instanceof Error ? error.message : error}\n${USAGE}`);
+    console.error(`demo: ${message(error)}\n${SHORT_USAGE}`);
     return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
   }
   const requests = Number(values.requests);
   const ports = values.backends.split(",").map(Number);
-  if (!(requests > 0) || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
-    console.error(`demo: bad --requests or --backends\n${USAGE}`);
+  if (!Number.isInteger(requests) || requests < 1) {
+    console.error(`demo: --requests must be a whole number above 0: got "${values.requests}"`);
+    return 2;
+  }
+  if (ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
+    console.error(
+      `demo: --backends must be ports 0-65535 separated by commas: got "${values.backends}"`,
+    );
     return 2;
   }
 
@@ -41,7 +72,12 @@ async function demo(args: string[]): Promise<number> {
   try {
     servers = startBackends(ports, (port) => `hello from server on port ${port}`);
   } catch (error) {
-    console.error(`demo: cannot start backends on ${ports.join(", ")}: ${message(error)}`);
+    console.error(
+      `demo: cannot start backends on ${ports.join(", ")}: ${message(error)}` +
+        (error instanceof Deno.errors.AddrInUse
+          ? ` (pick free ports with --backends P1,P2,P3, or 0,0,0 for any)`
+          : ""),
+    );
     return 1;
   }
   await using backends = servers;
@@ -51,7 +87,12 @@ async function demo(args: string[]): Promise<number> {
   // lb's own one-line reason (port in use, ...) is echoed above: no stack trace here.
   const started = await startLb(lbArgs, { echo: true }).catch(() => undefined);
   if (!started) {
-    console.error("demo: lb did not start");
+    console.error(
+      portTaken(values.frontend)
+        ? `demo: lb did not start: ${values.frontend} is in use; ` +
+          `pick another with --frontend PORT (e.g. deno task demo --frontend 9080, or 0 for any)`
+        : "demo: lb did not start",
+    );
     return 1;
   }
   await using lb = started;
@@ -74,6 +115,22 @@ async function demo(args: string[]): Promise<number> {
     await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
   }
   return 0;
+}
+
+/**
+ * Whether lb failed because the port of `frontend` (`PORT` or `HOST:PORT`) is
+ * taken: binding it ourselves fails the same way.
+ */
+function portTaken(frontend: string): boolean {
+  const parts = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(frontend);
+  const port = Number(parts?.[2]);
+  if (!parts || !(port > 0 && port <= 65535)) return false;
+  try {
+    Deno.listen({ hostname: parts[1] || "0.0.0.0", port }).close();
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.AddrInUse;
+  }
 }
 
 function message(error: unknown): string {

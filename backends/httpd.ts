@@ -1,6 +1,9 @@
 /**
  * The seed's Flask backend in Deno: answers every request with `MSG` from the
- * environment (default `Hello, World!`); `{port}` in it becomes the port.
+ * environment (default `Hello, World!`); `{port}` in it becomes the port. Once
+ * every port is open it prints one line on stderr:
+ * `httpd.ts: listening on 0.0.0.0:8101, 0.0.0.0:8102, 0.0.0.0:8103` (port 0
+ * picks a free port, shown there).
  *
  * @example
  * ```sh
@@ -47,7 +50,13 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   try {
-    startBackends(ports, (port) => template.replaceAll("{port}", String(port)), "0.0.0.0");
+    const { ports: bound } = startBackends(
+      ports,
+      (port) => template.replaceAll("{port}", String(port)),
+      "0.0.0.0",
+    );
+    // On stderr, like lb's own "listening on" line; once every port is open.
+    console.error(`httpd.ts: listening on ${bound.map((port) => `0.0.0.0:${port}`).join(", ")}`);
   } catch (error) {
     console.error(`httpd.ts: ${error instanceof Error ? error.message : error}`);
     Deno.exit(1);

@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { LB_V8_FLAGS } from "./bench.ts";
+import { LB_V8_FLAGS } from "../support/compile.ts";
 import { freePort, sleep, waitListening } from "./net.ts";
 import { startHttpBackends, startPeer } from "./peers.ts";
 import { findTools } from "./tools.ts";

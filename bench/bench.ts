@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { LB_FLAGS } from "../support/compile.ts";
 import { runIperf } from "./iperf.ts";
 import { measureLatency } from "./latency.ts";
 import { machine } from "./machine.ts";
@@ -24,10 +25,14 @@ import { cpuSeconds } from "./proc.ts";
 import {
   buildReport,
   type Figures,
+  formatNotes,
   formatScale,
   formatTable,
   type MeasureKey,
   MEASURES,
+  measuresOf,
+  parseOnly,
+  type Part,
   reportName,
   type Results,
   type ScalePoint,
@@ -35,9 +40,6 @@ import {
 } from "./report.ts";
 import { findTools, installHint } from "./tools.ts";
 import { runWrk } from "./wrk.ts";
-
-/** The V8 flags the compile task gives lb (deno.json), used for `deno run main.ts` too. */
-export const LB_V8_FLAGS = "--max-semi-space-size=1";
 
 /** How long and how much: `--quick` stays under a minute, the full run under ten. */
 export interface Settings {
@@ -93,6 +95,14 @@ async function main(): Promise<void> {
       only: { type: "string" },
     },
   });
+  let parts: Part[];
+  try {
+    parts = parseOnly(values.only);
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(2);
+  }
+  const measures = measuresOf(parts);
   const started = Date.now();
   const box = machine();
   const settings = settingsFor(values.quick ?? false, box.cores);
@@ -119,13 +129,8 @@ async function main(): Promise<void> {
     } catch { /* none compiled */ }
   }
   const lbArgs = values.workers ? ["--workers", values.workers] : [];
-  // As the compile task builds it: a 1 MiB young generation (see bench/README.md).
-  const lbDenoFlags = [
-    "--allow-net",
-    "--allow-read",
-    "--unstable-net",
-    `--v8-flags=${LB_V8_FLAGS}`,
-  ];
+  // As the compile task builds it (and `deno task lb` runs it): a 1 MiB young generation.
+  const lbDenoFlags = [...LB_FLAGS];
   note(`lb: ${lbBinary ?? "deno run main.ts"} ${lbArgs.join(" ")}`.trim());
 
   const results: Results = {};
@@ -143,8 +148,7 @@ async function main(): Promise<void> {
     lbDenoFlags,
   };
   const d = settings.durationSec;
-  const only = values.only?.split(",");
-  const doing = (part: "http" | "memory" | "bulk") => !only || only.includes(part);
+  const doing = (part: Part) => parts.includes(part);
 
   try {
     // HTTP measures: nginx backends on two ports, each proxy balancing both.
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
   const report = buildReport(
     date,
     box,
-    { ...settings, lbArgs, lbBinary: lbBinary ?? null },
+    { ...settings, parts, lbArgs, lbBinary: lbBinary ?? null },
     results,
     notes,
   );
@@ -301,13 +305,11 @@ async function main(): Promise<void> {
         ((Date.now() - started) / 1000).toFixed(0)
       }s)\n`,
   );
-  console.log(formatTable(results, peers));
-  console.log(
-    `\nlatency: ${settings.latencyRate} req/s over ${settings.latencyConns} keep-alive connections, ` +
-      `from the scheduled send time; memory: ${settings.idleConns.at(-1)} idle connections ` +
-      `(RSS growth of a fresh proxy's process tree, cold).\n`,
-  );
-  console.log(formatScale(scale));
+  // Only what this run measured: --only leaves out the other parts' rows and notes.
+  console.log(formatTable(results, peers, measures));
+  const tableNotes = formatNotes(settings, measures);
+  if (tableNotes) console.log(`\n${tableNotes}`);
+  if (doing("memory")) console.log(`\n${formatScale(scale)}`);
   if (!values["no-write"]) {
     const out = new URL("./results/", import.meta.url);
     Deno.mkdirSync(out, { recursive: true });
@@ -315,7 +317,11 @@ async function main(): Promise<void> {
     Deno.writeTextFileSync(new URL(`${name}.json`, out), JSON.stringify(report, null, 2) + "\n");
     Deno.writeTextFileSync(
       new URL(`${name}.svg`, out),
-      svgChart(report.ratios, `lb ratios — ${report.date} (${box.cores} cores, ${box.cpuModel})`),
+      svgChart(
+        report.ratios,
+        `lb ratios — ${report.date} (${box.cores} cores, ${box.cpuModel})`,
+        measures,
+      ),
     );
     console.log(`\nwrote bench/results/${name}.json and .svg`);
   }

@@ -29,6 +29,48 @@ export const MEASURES = [
 /** A measure's key. */
 export type MeasureKey = typeof MEASURES[number]["key"];
 
+/** The parts of a run that `--only` picks, and the measures each yields. */
+export const PARTS = {
+  http: ["keepAliveRps", "newConnRps", "latencyP50Ms", "latencyP99Ms"],
+  memory: ["idleBytesPerConn"],
+  bulk: ["bulkUpGbps", "bulkDownGbps", "cpuSecPerGB"],
+} as const satisfies Record<string, readonly MeasureKey[]>;
+
+/** A part of a run: `http`, `memory` or `bulk`. */
+export type Part = keyof typeof PARTS;
+
+/**
+ * The parts `--only` names, in run order; every part when `value` is undefined.
+ *
+ * @param value The `--only` value: parts separated by commas.
+ * @returns The parts, each once.
+ * @throws {SyntaxError} When a name is not a part.
+ *
+ * @example
+ * ```ts
+ * parseOnly("bulk,http"); // ["http", "bulk"]
+ * ```
+ */
+export function parseOnly(value: string | undefined): Part[] {
+  const all = Object.keys(PARTS) as Part[];
+  if (value === undefined) return all;
+  const names = value.split(",").map((name) => name.trim());
+  const unknown = names.filter((name) => !(all as string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new SyntaxError(
+      `Cannot run as "--only" must list ${all.join(", ")} separated by commas: ` +
+        `current value is "${value}"`,
+    );
+  }
+  return all.filter((part) => names.includes(part));
+}
+
+/** The measures `parts` yield, in table order. */
+export function measuresOf(parts: readonly Part[]): Measure[] {
+  const keys = new Set<MeasureKey>(parts.flatMap((part) => PARTS[part]));
+  return MEASURES.filter((m) => keys.has(m.key));
+}
+
 /** Figures of one peer; null is not measured (tool missing, not applicable, or failed). */
 export type Figures = Partial<Record<MeasureKey, number | null>>;
 
@@ -70,11 +112,18 @@ function pad(cells: string[], widths: number[]): string {
     .join("  ");
 }
 
-/** The side-by-side table: absolute figures of each peer, then lb's ratios. */
-export function formatTable(results: Results, peers: readonly PeerName[]): string {
+/**
+ * The side-by-side table: absolute figures of each peer, then lb's ratios, one
+ * row per measure in `measures` (the ones the run measured).
+ */
+export function formatTable(
+  results: Results,
+  peers: readonly PeerName[],
+  measures: readonly Measure[] = MEASURES,
+): string {
   const r = ratios(results);
   const header = ["measure", ...peers, ...COMPARED.map((p) => `lb/${p}`), "better"];
-  const rows = MEASURES.map((m) => [
+  const rows = measures.map((m) => [
     `${m.label} (${m.unit})`,
     ...peers.map((p) => formatFigure(results[p]?.[m.key])),
     ...COMPARED.map((p) => {
@@ -85,6 +134,35 @@ export function formatTable(results: Results, peers: readonly PeerName[]): strin
   ]);
   const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i]!.length)));
   return [pad(header, widths), ...rows.map((row) => pad(row, widths))].join("\n");
+}
+
+/** What the notes under the table describe: how latency and memory were measured. */
+export interface NoteSettings {
+  latencyRate: number;
+  latencyConns: number;
+  idleConns: readonly number[];
+}
+
+/**
+ * The notes under the table for `measures`: how latency and memory were
+ * measured, each only when one of its measures is there; "" for neither.
+ */
+export function formatNotes(settings: NoteSettings, measures: readonly Measure[]): string {
+  const keys = new Set(measures.map((m) => m.key));
+  const notes: string[] = [];
+  if (keys.has("latencyP50Ms") || keys.has("latencyP99Ms")) {
+    notes.push(
+      `latency: ${settings.latencyRate} req/s over ${settings.latencyConns} keep-alive ` +
+        `connections, from the scheduled send time`,
+    );
+  }
+  if (keys.has("idleBytesPerConn")) {
+    notes.push(
+      `memory: ${settings.idleConns.at(-1)} idle connections ` +
+        `(RSS growth of a fresh proxy's process tree, cold)`,
+    );
+  }
+  return notes.length === 0 ? "" : `${notes.join("; ")}.`;
 }
 
 /** The machine a run was on. */
@@ -168,17 +246,22 @@ function escapeXml(text: string): string {
 }
 
 /**
- * A horizontal bar chart of lb's ratio to each peer, one group per measure, on
- * a log2 axis centred on 1× (clamped to 1/16×–16×); labels say which side is better.
+ * A horizontal bar chart of lb's ratio to each peer, one group per measure in
+ * `measures`, on a log2 axis centred on 1× (clamped to 1/16×–16×); labels say
+ * which side is better.
  */
-export function svgChart(r: Ratios, title: string): string {
+export function svgChart(
+  r: Ratios,
+  title: string,
+  measures: readonly Measure[] = MEASURES,
+): string {
   const rowH = 14;
   const groupH = rowH * COMPARED.length + 12;
   const left = 220;
   const width = 760;
   const plotW = width - left - 90;
   const top = 50;
-  const height = top + MEASURES.length * groupH + 40;
+  const height = top + measures.length * groupH + 40;
   const maxLog = 4;
   const x = (ratio: number) =>
     left + plotW / 2 + (Math.max(-maxLog, Math.min(maxLog, Math.log2(ratio))) / maxLog) * plotW / 2;
@@ -204,7 +287,7 @@ export function svgChart(r: Ratios, title: string): string {
       }×</text>`,
     );
   }
-  MEASURES.forEach((m, g) => {
+  measures.forEach((m, g) => {
     const gy = top + g * groupH;
     parts.push(
       `<text x="10" y="${gy + groupH / 2}">${escapeXml(m.label)} (${m.better} is better)</text>`,

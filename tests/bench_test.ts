@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LB_V8_FLAGS, settingsFor } from "../bench/bench.ts";
+import { settingsFor } from "../bench/bench.ts";
 import { parseIperf } from "../bench/iperf.ts";
 import { percentile, responseLength } from "../bench/latency.ts";
 import { parseCpuModel } from "../bench/machine.ts";
@@ -8,8 +8,12 @@ import { parseStat, parseVmRss } from "../bench/proc.ts";
 import {
   buildReport,
   formatFigure,
+  formatNotes,
   formatScale,
   formatTable,
+  MEASURES,
+  measuresOf,
+  parseOnly,
   ratios,
   reportName,
   type Results,
@@ -197,10 +201,69 @@ Deno.test("formatScale lists each proxy's idle points with bytes, MiB and fds", 
   assert.match(lines[3]!, /^\s+4000 {2}lb\s+18000\s+128\.0\s+8030$/);
 });
 
-Deno.test("LB_V8_FLAGS are the V8 flags the compile task builds lb with", async () => {
-  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  assert.ok(
-    (config.tasks.compile as string).includes(`--v8-flags=${LB_V8_FLAGS} `),
-    config.tasks.compile,
-  );
+Deno.test("parseOnly takes the parts --only lists, in run order, and refuses others", () => {
+  assert.deepEqual(parseOnly(undefined), ["http", "memory", "bulk"]);
+  assert.deepEqual(parseOnly("bulk,http"), ["http", "bulk"]);
+  assert.deepEqual(parseOnly("memory"), ["memory"]);
+  assert.throws(() => parseOnly("htp"), SyntaxError);
+  assert.throws(() => parseOnly("http,"), SyntaxError);
+});
+
+Deno.test("measuresOf keeps the table order and only the parts' measures", () => {
+  assert.deepEqual(measuresOf(["bulk"]).map((m) => m.key), [
+    "bulkUpGbps",
+    "bulkDownGbps",
+    "cpuSecPerGB",
+  ]);
+  assert.deepEqual(measuresOf(["memory", "http"]).map((m) => m.key), [
+    "keepAliveRps",
+    "newConnRps",
+    "latencyP50Ms",
+    "latencyP99Ms",
+    "idleBytesPerConn",
+  ]);
+  assert.deepEqual(measuresOf(["http", "memory", "bulk"]), [...MEASURES]);
+});
+
+Deno.test("bench --only bulk: the table and notes show no rows or notes of other parts", () => {
+  const bulk = measuresOf(["bulk"]);
+  const results: Results = {
+    haproxy: { bulkUpGbps: 8, bulkDownGbps: 8, cpuSecPerGB: 0.8 },
+    lb: { bulkUpGbps: 10, bulkDownGbps: 8, cpuSecPerGB: 0.4 },
+  };
+  const lines = formatTable(results, ["haproxy", "lb"], bulk).split("\n");
+  assert.deepEqual(lines.length, 1 + 3);
+  assert.match(lines[1]!, /^bulk client→server \(Gbit\/s\)\s+8\s+10\s+1\.25x/);
+  assert.match(lines[3]!, /^CPU per GB moved \(cpu-s\/GB\)\s+0\.8\s+0\.4\s+0\.50x/);
+  assert(!/keep-alive|new conns|latency|memory/.test(lines.join("\n")), lines.join("\n"));
+  const settings = settingsFor(true, 2);
+  assert.deepEqual(formatNotes(settings, bulk), "");
+  const svg = svgChart(ratios(results), "bulk", bulk);
+  assert(svg.includes("bulk client→server") && !svg.includes("latency"));
+});
+
+Deno.test("bench --only notes: latency with http, memory with memory, both for a full run", () => {
+  const settings = settingsFor(true, 2);
+  const http = formatNotes(settings, measuresOf(["http"]));
+  assert.match(http, /^latency: 1000 req\/s over 10 keep-alive connections, [^;]*\.$/);
+  const memory = formatNotes(settings, measuresOf(["memory"]));
+  assert.match(memory, /^memory: 500 idle connections \(RSS growth [^;]*\)\.$/);
+  assert.deepEqual(formatNotes(settings, MEASURES), `${http.slice(0, -1)}; ${memory}`);
+  const table = formatTable(RESULTS, ["lb"], measuresOf(["memory"])).split("\n");
+  assert.deepEqual(table.map((l) => l.split(/\s{2,}/)[0]), [
+    "measure",
+    "memory / idle conn (bytes)",
+  ]);
+});
+
+Deno.test("bench --only with an unknown part exits 2 with one line, before measuring", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../bench/bench.ts", import.meta.url).pathname, "--only", "htp"],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assert.deepEqual(code, 2, text);
+  assert.deepEqual(text.trim().split("\n").length, 1, text);
+  assert.match(text, /^bench: .*"--only" must list http, memory, bulk .*"htp"/);
 });

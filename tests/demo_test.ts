@@ -86,6 +86,11 @@ Deno.test("demo whose frontend port is taken exits 1 with lb's one line, no stac
   assertEquals(code, 1, text);
   ok(/^lb: cannot listen on /m.test(text), text);
   ok(!/^\s+at /m.test(text), `stack trace:\n${text}`);
+  // The last line says which flag picks another port.
+  ok(
+    /^demo: lb did not start: \d+ is in use; pick another with --frontend PORT .*\n$/m.test(text),
+    text,
+  );
 });
 
 Deno.test("demo whose backend port is taken exits 1 with one line, no stack trace", async () => {
@@ -101,4 +106,32 @@ Deno.test("demo whose backend port is taken exits 1 with one line, no stack trac
   assertEquals(code, 1, text);
   assertEquals(text.trim().split("\n").length, 1, text);
   ok(text.startsWith("demo: cannot start backends"), text);
+  ok(text.includes("pick free ports with --backends P1,P2,P3"), text);
+});
+
+Deno.test("demo --help prints usage with every flag on stdout and exits 0", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const { code, stdout, stderr } = await demoCommand([flag]).output();
+    const out = new TextDecoder().decode(stdout);
+    assertEquals(code, 0, new TextDecoder().decode(stderr));
+    assertEquals(new TextDecoder().decode(stderr), "");
+    ok(out.startsWith("Usage: deno task demo [options]\n"), out);
+    const flags = [...out.matchAll(/^ {2}(?:-\w, | {4})(--[\w-]+)/gm)].map((m) => m[1]);
+    assertEquals(flags, ["--frontend", "--backends", "--requests", "--once", "--help"], out);
+  }
+});
+
+Deno.test("demo with an unknown flag or a bad value exits 2 with the reason and usage", async () => {
+  for (
+    const [args, reason] of [
+      [["--bogus"], /^demo: Unknown option '--bogus'/],
+      [["--requests", "0"], /^demo: --requests must be a whole number above 0: got "0"/],
+      [["--backends", "8101,x"], /^demo: --backends must be ports 0-65535 .*"8101,x"/],
+    ] as const
+  ) {
+    const { code, stderr } = await demoCommand([...args], { stdout: "null" }).output();
+    const text = new TextDecoder().decode(stderr);
+    assertEquals(code, 2, text);
+    ok(reason.test(text), text);
+  }
 });

@@ -66,3 +66,34 @@ Deno.test("httpd.ts on a taken port says so in one line and exits 1", async () =
   assertEquals(code, 1, text);
   assertEquals(text.trim().split("\n").length, 1, text);
 });
+
+Deno.test("httpd.ts prints one line on stderr with every port it listens on, port 0 resolved", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", HTTPD, "0", "0"],
+    env: { MSG: "msg {port}" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    const first = text.split("\n")[0]!;
+    const match = /^httpd\.ts: listening on 0\.0\.0\.0:(\d+), 0\.0\.0\.0:(\d+)$/.exec(first);
+    assertEquals(match !== null, true, text);
+    // Announced once listening: each port answers at once, no waiting.
+    for (const port of [Number(match![1]), Number(match![2])]) {
+      assertEquals(await httpGet(port), `msg ${port}`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+    for (let r = await lines.read(); !r.done; r = await lines.read()) text += r.value;
+    await child.status;
+  }
+  assertEquals(text.trim().split("\n").length, 1, text);
+});
