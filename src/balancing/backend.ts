@@ -1,5 +1,5 @@
 import { formatHostPort, type HostPort } from "../common/address.ts";
-import type { BackendConfig } from "../config/config.ts";
+import type { BackendConfig, ProxyVersion } from "../config/config.ts";
 import { BackendHealth } from "./backend_health.ts";
 
 /**
@@ -22,6 +22,7 @@ export class Backend {
   #weight = 1;
   #backup = false;
   #maxConn = 0;
+  #proxy: ProxyVersion | undefined;
   #drained = false;
   #active = 0;
   #total = 0;
@@ -35,11 +36,21 @@ export class Backend {
     this.configure(config);
   }
 
-  /** Takes the options of `config` (a reload of the same id): weight, backup, maxconn. */
-  configure(config: Pick<BackendConfig, "weight" | "backup" | "maxConn">): void {
+  /** Takes the options of `config` (a reload of the same id): weight, backup, maxconn, proxy. */
+  configure(
+    config: Pick<BackendConfig, "weight" | "backup" | "maxConn"> & {
+      proxy?: ProxyVersion | undefined;
+    },
+  ): void {
     this.#weight = config.weight;
     this.#backup = config.backup;
     this.#maxConn = config.maxConn;
+    this.#proxy = config.proxy;
+  }
+
+  /** The PROXY protocol header version sent before a client's bytes; undefined sends none. */
+  get proxy(): ProxyVersion | undefined {
+    return this.#proxy;
   }
 
   /** Relative share of new connections. */

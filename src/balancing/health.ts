@@ -4,6 +4,7 @@ import type { Backend } from "./backend.ts";
 import { type Clock, realClock, type TimerId } from "../common/clock.ts";
 import type { HealthConfig } from "../config/config.ts";
 import type { Logger } from "../observability/log.ts";
+import { encodeProxyV1Unknown, encodeProxyV2Local } from "../proxy_protocol/mod.ts";
 
 /**
  * Backend health with rise/fall. Every active check and every connect attempt
@@ -71,15 +72,34 @@ export class Health {
 
 /**
  * One active check: resolves when `addr` accepts a connection, rejects
- * otherwise. Must give up promptly when `signal` aborts.
+ * otherwise. Must give up promptly when `signal` aborts. `hello` is what a
+ * strict backend expects first (a PROXY `LOCAL` header), sent before closing.
  */
-export type Probe = (addr: HostPort, signal: AbortSignal) => Promise<void>;
+export type Probe = (addr: HostPort, signal: AbortSignal, hello?: Uint8Array) => Promise<void>;
 
-/** The default probe: a TCP connect, closed at once. */
-export const tcpProbe: Probe = async (addr, signal) => {
+/** The default probe: a TCP connect, closed at once (after `hello`, if any). */
+export const tcpProbe: Probe = async (addr, signal, hello) => {
   const conn = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
-  conn.close();
+  try {
+    for (let n = 0; hello && n < hello.length;) n += await conn.write(hello.subarray(n));
+  } finally {
+    conn.close();
+  }
 };
+
+/**
+ * The bytes a check sends a backend that expects a PROXY header, as
+ * HAProxy's `check-send-proxy` does: a v2 `LOCAL` header, or a v1 `UNKNOWN`
+ * line (v1 has no LOCAL), so that a strict backend sees no garbage.
+ */
+export function checkHello(backend: Backend): Uint8Array | undefined {
+  if (backend.proxy === "v2") return _LOCAL_V2;
+  if (backend.proxy === "v1") return _UNKNOWN_V1;
+  return undefined;
+}
+
+const _LOCAL_V2 = encodeProxyV2Local();
+const _UNKNOWN_V1 = encodeProxyV1Unknown();
 
 /** Options for {@link HealthChecker}. */
 export interface CheckerOptions {
@@ -162,7 +182,7 @@ export class HealthChecker {
       () => controller.abort(new Deno.errors.TimedOut(`check timed out after ${timeout}ms`)),
       timeout,
     );
-    const done = this.#probe(backend.addr, controller.signal).then(
+    const done = this.#probe(backend.addr, controller.signal, checkHello(backend)).then(
       () => undefined,
       (error: unknown) => {
         const reason = controller.signal.aborted ? controller.signal.reason : error;

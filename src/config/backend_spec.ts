@@ -5,7 +5,8 @@ import { LIMITS, readInt } from "./limits.ts";
 
 /**
  * Parses one `-p` value: `PORT`, `HOST:PORT` or `[IPv6]:PORT`, then comma-separated
- * options `weight=N`, `backup`, `maxconn=N` (0 is no limit); ranges in {@link LIMITS}.
+ * options `weight=N`, `backup`, `maxconn=N` (0 is no limit), `proxy=v1|v2` (send a PROXY
+ * protocol header); ranges in {@link LIMITS}.
  *
  * @param value The flag value.
  * @param field The flag, named in errors.
@@ -31,11 +32,13 @@ export function parseBackendSpec(value: string, field: string): BackendConfig {
       backend.weight = readInt(raw, `${field} ${address} weight`, LIMITS.weight);
     } else if (key === "maxconn" && raw !== undefined) {
       backend.maxConn = readInt(raw, `${field} ${address} maxconn`, LIMITS.maxConn);
+    } else if (key === "proxy" && (raw === "v1" || raw === "v2")) {
+      backend.proxy = raw;
     } else {
       throw new ConfigError(
         `${field} ${address}: unknown option ${
           JSON.stringify(option)
-        } (expected weight=N, backup or maxconn=N)`,
+        } (expected weight=N, backup, maxconn=N or proxy=v1|v2)`,
       );
     }
   }

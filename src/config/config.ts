@@ -8,6 +8,19 @@ export interface BackendConfig extends HostPort {
   backup: boolean;
   /** Most connections at once to this backend; 0 means no limit. @default 0 */
   maxConn: number;
+  /** Send a PROXY protocol header of this version before the client's bytes. @default none */
+  proxy?: ProxyVersion;
+}
+
+/** A PROXY protocol version lb sends to a backend (`-p HOST:PORT,proxy=v2`). */
+export type ProxyVersion = "v1" | "v2";
+
+/** PROXY protocol headers a frontend requires from its clients (`--accept-proxy`). */
+export interface AcceptProxyConfig {
+  /** Bound on the wait for a complete header, ms. @default 3000 */
+  timeout: number;
+  /** CIDRs of the peers allowed to send headers; empty allows any. @default [] */
+  from: string[];
 }
 
 /** One listener with its own pool and strategy. */
@@ -19,6 +32,8 @@ export interface FrontendConfig {
   /** Balancing strategy name. @default "roundrobin" */
   balance: string;
   backends: BackendConfig[];
+  /** Require a PROXY v1/v2 header on every connection; absent is off. */
+  acceptProxy?: AcceptProxyConfig;
 }
 
 /** Active health checks (TCP connect), HAProxy's `check inter rise fall`. */
@@ -62,6 +77,11 @@ export interface Config {
 
 /** The front-end port when none is given, like the seed's `-f` default. */
 export const DEFAULT_FRONTEND_PORT = 8080;
+
+/** `--accept-proxy`'s settings when only the flag is given. */
+export function defaultAcceptProxy(): AcceptProxyConfig {
+  return { timeout: 3000, from: [] };
+}
 
 /** A fresh config with every default and no frontends. */
 export function defaultConfig(): Config {

@@ -22,11 +22,14 @@ import { ANY_HOST, type HostPort } from "../common/address.ts";
 import { ConfigError, describe } from "../common/errors.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
 import {
+  type AcceptProxyConfig,
   type BackendConfig,
   type Config,
+  defaultAcceptProxy,
   defaultConfig,
   type FrontendConfig,
   type LogFormat,
+  type ProxyVersion,
 } from "./config.ts";
 import { parseDuration } from "./duration.ts";
 import { parseHostPort } from "./host_port.ts";
@@ -181,8 +184,9 @@ const TOP_KEYS = [
   "logFile",
   "workers",
 ];
-const FRONTEND_KEYS = ["name", "listen", "balance", "backends"];
-const BACKEND_KEYS = ["host", "port", "weight", "backup", "maxConn"];
+const FRONTEND_KEYS = ["name", "listen", "balance", "backends", "acceptProxy"];
+const ACCEPT_PROXY_KEYS = ["timeout", "from"];
+const BACKEND_KEYS = ["host", "port", "weight", "backup", "maxConn", "proxy"];
 const HEALTH_KEYS = ["interval", "timeout", "rise", "fall"];
 
 function _config(data: unknown): Config {
@@ -248,7 +252,11 @@ function _frontend(data: unknown, path: string, index: number): FrontendConfig {
   const backends = f.backends === undefined
     ? []
     : _array(f.backends, `${path}.backends`).map((b, i) => _backend(b, `${path}.backends[${i}]`));
-  return { name, listen, balance, backends };
+  const frontend: FrontendConfig = { name, listen, balance, backends };
+  if (f.acceptProxy !== undefined && f.acceptProxy !== false) {
+    frontend.acceptProxy = _acceptProxy(f.acceptProxy, `${path}.acceptProxy`);
+  }
+  return frontend;
 }
 
 function _backend(data: unknown, path: string): BackendConfig {
@@ -267,7 +275,30 @@ function _backend(data: unknown, path: string): BackendConfig {
     weight: b.weight === undefined ? 1 : _int(b.weight, `${path}.weight`, "weight"),
     backup: b.backup === undefined ? false : _bool(b.backup, `${path}.backup`),
     maxConn: b.maxConn === undefined ? 0 : _int(b.maxConn, `${path}.maxConn`, "maxConn"),
+    ...(b.proxy === undefined || b.proxy === null
+      ? {}
+      : { proxy: _proxyVersion(b.proxy, `${path}.proxy`) }),
   };
+}
+
+/** `true`, or `{"timeout": "3s", "from": ["10.0.0.0/8"]}`. */
+function _acceptProxy(data: unknown, path: string): AcceptProxyConfig {
+  const accept = defaultAcceptProxy();
+  if (data === true) return accept;
+  const a = _object(data, path, `true, false or an object like {"timeout": "3s", "from": []}`);
+  _known(a, ACCEPT_PROXY_KEYS, `${path}.`);
+  if (a.timeout !== undefined) accept.timeout = _duration(a.timeout, `${path}.timeout`);
+  if (a.from !== undefined) {
+    accept.from = _array(a.from, `${path}.from`).map((c, i) => _string(c, `${path}.from[${i}]`));
+  }
+  return accept;
+}
+
+function _proxyVersion(data: unknown, path: string): ProxyVersion {
+  if (data !== "v1" && data !== "v2") {
+    throw new ConfigError(`${path} must be "v1" or "v2": got ${JSON.stringify(data)}`);
+  }
+  return data;
 }
 
 function _hostPort(data: unknown, path: string, defaultHost: string, allowZero = false): HostPort {

@@ -16,7 +16,8 @@ A TCP (layer-4) load balancer.
 Options:
   -f, --frontend [HOST:]PORT   listen address (default: all interfaces, port ${DEFAULT_FRONTEND_PORT})
   -p, --backend BACKEND        backend PORT (on 127.0.0.1), HOST:PORT or [IPv6]:PORT, repeatable;
-                               options after commas: weight=N, backup, maxconn=N
+                               options after commas: weight=N, backup, maxconn=N,
+                               proxy=v1|v2 (send a PROXY protocol header)
   -b, --balance NAME           ${STRATEGY_NAMES.join(", ")} (default: roundrobin)
       --health-interval DUR    time between TCP health checks, 0 disables (default: 2s)
       --health-timeout DUR     bound on one health check (default: 1s)
@@ -33,6 +34,9 @@ Options:
       --config PATH            read a JSON (JSONC) config file; flags override it
       --check                  validate the configuration and exit
       --workers N              accept loops sharing the port (default: 1)
+      --accept-proxy           require a PROXY protocol v1/v2 header on every connection
+      --proxy-timeout DUR      bound on the wait for that header (default: 3s)
+      --proxy-from CIDR        peers allowed to send it, repeatable (default: any)
   -h, --help                   print this help
   -v, --version                print the version
 
@@ -64,6 +68,9 @@ const OPTIONS = {
   config: { type: "string" },
   check: { type: "boolean" },
   workers: { type: "string" },
+  "accept-proxy": { type: "boolean" },
+  "proxy-timeout": { type: "string" },
+  "proxy-from": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;

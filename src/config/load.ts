@@ -5,7 +5,14 @@
  */
 import { ANY_HOST } from "../common/address.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
-import { type Config, DEFAULT_FRONTEND_PORT, defaultConfig, type LogFormat } from "./config.ts";
+import {
+  type Config,
+  DEFAULT_FRONTEND_PORT,
+  defaultAcceptProxy,
+  defaultConfig,
+  type LogFormat,
+} from "./config.ts";
+import { ConfigError } from "../common/errors.ts";
 import { parseDuration } from "./duration.ts";
 import { loadConfigFile } from "./file.ts";
 import type { FlagName, Flags } from "./flags.ts";
@@ -66,6 +73,22 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
   if (backends) {
     first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));
     names.setByFlag("frontends[0].backends", "-p/--backend");
+  }
+  if (v["accept-proxy"] === true) {
+    first.acceptProxy ??= defaultAcceptProxy();
+    names.setByFlag("frontends[0].acceptProxy", "--accept-proxy");
+  }
+  const proxyTimeout = str("proxy-timeout");
+  const proxyFrom = v["proxy-from"] as string[] | undefined;
+  if ((proxyTimeout !== undefined || proxyFrom) && !first.acceptProxy) {
+    throw new ConfigError(`--proxy-timeout and --proxy-from need --accept-proxy`);
+  }
+  if (proxyTimeout !== undefined) {
+    first.acceptProxy!.timeout = parseDuration(proxyTimeout, "--proxy-timeout");
+  }
+  if (proxyFrom) {
+    first.acceptProxy!.from = proxyFrom;
+    names.setByFlag("frontends[0].acceptProxy.from", "--proxy-from");
   }
   const balance = str("balance");
   if (balance !== undefined) {

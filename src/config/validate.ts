@@ -6,7 +6,8 @@
  * @module
  */
 import { formatHostPort } from "../common/address.ts";
-import { ConfigError } from "../common/errors.ts";
+import { ConfigError, describe } from "../common/errors.ts";
+import { parseCidr } from "../admission/cidr.ts";
 import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
 import type { Config } from "./config.ts";
 
@@ -83,6 +84,16 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
         }`,
       );
     }
+    frontend.acceptProxy?.from.forEach((cidr, k) => {
+      const name = names.isFlag(`${path}.acceptProxy.from`)
+        ? "--proxy-from"
+        : names.name(`${path}.acceptProxy.from[${k}]`);
+      try {
+        parseCidr(cidr, name);
+      } catch (error) {
+        throw new ConfigError(describe(error), { cause: error });
+      }
+    });
     // A backend's `host:port` is its id in metrics, admin URLs and reloads.
     const ids = frontend.backends.map((b) => formatHostPort(b));
     if (names.isFlag(`${path}.backends`)) {

@@ -3,6 +3,7 @@ import type { FrontendConfig } from "../config/config.ts";
 import type { Gate } from "./gate.ts";
 import { Pool } from "../balancing/pool.ts";
 import { describe } from "../common/errors.ts";
+import { acceptProxy } from "./accept_proxy.ts";
 import { proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
 
@@ -39,6 +40,7 @@ export class Frontend {
     this.addr = formatAddr(listener.addr);
     this.#ctx = ctx;
     this.#proxyCtx = { ...ctx, pool: new Pool(config.balance, config.backends) };
+    this.configureFrontend(config);
   }
 
   /** The backends new connections go to; replaced on reload. */
@@ -76,6 +78,12 @@ export class Frontend {
     }
     this.#ctx.gate.wakeAll(); // an old loop waiting on a full gate re-checks and ends
     await oldLoop;
+  }
+
+  /** Takes the per-frontend settings of `config` (start, reload): `--accept-proxy`. */
+  configureFrontend(config: FrontendConfig): void {
+    const accept = config.acceptProxy ? acceptProxy(config.acceptProxy) : undefined;
+    this.#proxyCtx = { ...this.#proxyCtx, acceptProxy: accept };
   }
 
   /** One line for the log: `frontend NAME listening on ADDR -> BACKENDS (STRATEGY)`. */

@@ -3,12 +3,16 @@ import { dial } from "./dial.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Pool } from "../balancing/pool.ts";
+import { helloFor, writeAll } from "./hello.ts";
+import { type AcceptProxy, acceptProxyHeader } from "./accept_proxy.ts";
 import { pump } from "./pump.ts";
 import type { Session } from "./session.ts";
 
 /** What proxying one connection needs from the rest of lb. */
 export interface ProxyContext {
   pool: Pool;
+  /** Require a PROXY header first (`--accept-proxy`); undefined is off. */
+  acceptProxy?: AcceptProxy | undefined;
   logger: Logger;
   /** Bound on one backend connect, ms. */
   connectTimeout: number;
@@ -24,11 +28,18 @@ export interface ProxyContext {
  * Never throws; on return both sockets are closed and `session.end` is set.
  */
 export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
+  if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
   const upstream = await connectBackend(session, ctx);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;
   const fail = () => session.abort("reset");
   try {
+    // What goes before the client's stream, in one write: our PROXY header, prefetched bytes.
+    const hello = helloFor(session, backend);
+    if (hello) {
+      await writeAll(upstream, hello).catch(fail);
+      session.up.bytes += session.prefetch?.length ?? 0;
+    }
     await Promise.all([
       pump(session.client, upstream, session.up).catch(fail),
       pump(upstream, session.client, session.down).catch(fail),

@@ -5,9 +5,18 @@ import type { Meter } from "./pump.ts";
 /**
  * How a connection can end, as the access log and `/metrics` name it: both
  * sides closed, a reset, the idle timeout, no backend could take it, closed by
- * the end of a drain, or cut by a forced exit (a second signal).
+ * the end of a drain, cut by a forced exit (a second signal), or refused
+ * before any backend was dialled (a bad PROXY header; `refusal` says why).
  */
-export const END_REASONS = ["eof", "reset", "timeout", "no-backend", "drained", "killed"] as const;
+export const END_REASONS = [
+  "eof",
+  "reset",
+  "timeout",
+  "no-backend",
+  "drained",
+  "killed",
+  "refused",
+] as const;
 
 /** How a connection ended; see {@link END_REASONS}. */
 export type EndReason = (typeof END_REASONS)[number];
@@ -19,8 +28,26 @@ export type EndReason = (typeof END_REASONS)[number];
  */
 export class Session {
   readonly client: Deno.TcpConn;
-  readonly clientAddr: string;
-  readonly clientHost: string;
+  /** The client, `host:port`: the peer, or the address an accepted PROXY header gave. */
+  clientAddr: string;
+  /** The client's address, for hashing and allow lists. */
+  clientHost: string;
+  /** The client's port. */
+  clientPort: number;
+  /** The address the client connected to (from an accepted PROXY header, else our socket). */
+  localAddr: Deno.NetAddr;
+  /** The peer that sent an accepted PROXY header, `host:port`; undefined without one. */
+  peerAddr: string | undefined;
+  /** PP2 AUTHORITY and UNIQUE_ID from an accepted v2 header, for the access log. */
+  authority: string | undefined;
+  uniqueId: string | undefined;
+  /**
+   * Bytes read from the client before the pumps start (after a PROXY header):
+   * sent to the backend first, then the rest of the stream.
+   */
+  prefetch: Uint8Array | undefined;
+  /** Why a `refused` connection was refused, a metrics label (e.g. `proxy-timeout`). */
+  refusal: string | undefined;
   readonly frontend: string;
   readonly started = Date.now();
   /** Client → backend: the connection's `bytesIn` in logs and metrics. */
@@ -42,6 +69,14 @@ export class Session {
     const remote = client.remoteAddr as Deno.NetAddr;
     this.clientAddr = formatAddr(remote);
     this.clientHost = remote.hostname;
+    this.clientPort = remote.port;
+    this.localAddr = client.localAddr as Deno.NetAddr;
+  }
+
+  /** Ends the connection before any backend is dialled, recording why. */
+  refuse(reason: string): void {
+    this.refusal ??= reason;
+    this.abort("refused");
   }
 
   /** Aborts when the session closes: cancels a backend connect in flight. */

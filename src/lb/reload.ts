@@ -120,6 +120,7 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
     let frontend = current.get(config.name);
     if (frontend) {
       frontend.pool = pool.pool;
+      frontend.configureFrontend(config);
       changes.push(...pool.changes.map((c) => `${config.name} ${c}`));
       if (listener) {
         const from = frontend.addr;
@@ -210,6 +211,9 @@ function _optionChanges(kept: Backend, fresh: Backend): string[] {
   const out: string[] = [];
   if (kept.weight !== fresh.weight) out.push(`${kept.id} weight ${kept.weight}->${fresh.weight}`);
   if (kept.backup !== fresh.backup) out.push(`${kept.id} backup ${kept.backup}->${fresh.backup}`);
+  if (kept.proxy !== fresh.proxy) {
+    out.push(`${kept.id} proxy ${kept.proxy ?? "off"}->${fresh.proxy ?? "off"}`);
+  }
   if (kept.maxConn !== fresh.maxConn) {
     out.push(`${kept.id} maxconn ${kept.maxConn}->${fresh.maxConn}`);
   }

@@ -23,8 +23,13 @@ export interface AccessEntry {
   bytesOut: number;
   /** From accept to close, ms. */
   durationMs: number;
-  /** How it ended: eof, reset, timeout, no-backend or drained. */
+  /** How it ended: eof, reset, timeout, no-backend, drained, killed or refused. */
   end: string;
+  /** With `--accept-proxy`: the peer that sent the PROXY header (`client` is the one it named). */
+  peer?: string;
+  /** From an accepted PROXY v2 header: PP2_TYPE_AUTHORITY and PP2_TYPE_UNIQUE_ID (hex). */
+  authority?: string;
+  uniqueId?: string;
 }
 
 /**
@@ -43,6 +48,9 @@ export function accessEntry(session: Session, now: number = Date.now()): AccessE
     bytesOut: session.down.bytes,
     durationMs: Math.max(0, now - session.started),
     end: session.end ?? "eof",
+    ...(session.peerAddr === undefined ? {} : { peer: session.peerAddr }),
+    ...(session.authority === undefined ? {} : { authority: session.authority }),
+    ...(session.uniqueId === undefined ? {} : { uniqueId: session.uniqueId }),
   };
 }
 
@@ -59,7 +67,9 @@ export function formatEntry(entry: AccessEntry, format: "text" | "json"): string
   if (format === "json") return JSON.stringify(entry);
   return `${entry.time} ${entry.client} ${entry.frontend} ${
     entry.backend ?? "-"
-  } in=${entry.bytesIn} out=${entry.bytesOut} ${entry.durationMs}ms ${entry.end}`;
+  } in=${entry.bytesIn} out=${entry.bytesOut} ${entry.durationMs}ms ${entry.end}${
+    entry.peer === undefined ? "" : ` peer=${entry.peer}`
+  }`;
 }
 
 /** Options for {@link AccessLog.open}. */

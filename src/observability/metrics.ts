@@ -58,6 +58,8 @@ class Histogram {
 interface FrontendExtra {
   duration: Histogram;
   ended: Record<EndReason, number>;
+  /** Refused connections by reason (`proxy-malformed`, ...). */
+  refused: Map<string, number>;
 }
 
 /** One backend in a {@link StatsSnapshot}. */
@@ -137,6 +139,9 @@ export class Metrics {
     const frontend = this.#frontend(session.frontend);
     frontend.duration.observe(seconds);
     frontend.ended[session.end ?? "eof"]++;
+    if (session.refusal !== undefined) {
+      frontend.refused.set(session.refusal, (frontend.refused.get(session.refusal) ?? 0) + 1);
+    }
     if (session.backend) this.#backendDuration(session.backend).observe(seconds);
   }
 
@@ -146,6 +151,7 @@ export class Metrics {
       extra = {
         duration: new Histogram(),
         ended: Object.fromEntries(END_REASONS.map((r) => [r, 0])) as Record<EndReason, number>,
+        refused: new Map(),
       };
       this.#frontends.set(name, extra);
     }
@@ -238,6 +244,16 @@ export class Metrics {
       "Finished client connections by how they ended.",
       snap.frontends.flatMap((fe) =>
         END_REASONS.map((reason) => [{ frontend: fe.name, reason }, fe.ended[reason]] as const)
+      ),
+    );
+    out.family(
+      "lb_frontend_refused_total",
+      "counter",
+      "Client connections refused before a backend was dialled, by reason (proxy-REASON: a bad PROXY header).",
+      snap.frontends.flatMap((fe) =>
+        [...this.#frontend(fe.name).refused].map(([reason, n]) =>
+          [{ frontend: fe.name, reason }, n] as const
+        )
       ),
     );
     out.histogram(

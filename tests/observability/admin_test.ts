@@ -244,6 +244,7 @@ Deno.test("GET /stats describes frontends and backends as JSON", async () => {
     "no-backend": 0,
     drained: 0,
     killed: 0,
+    refused: 0,
   });
   const be = fe.backends[0]!;
   assertEquals(

@@ -1,0 +1,269 @@
+/**
+ * PROXY protocol through lb end to end: `--accept-proxy` takes the client a
+ * header names (and refuses anything else before a backend is dialled), and
+ * `proxy=v1|v2` sends the client on; with HAProxy in front where installed.
+ * @module
+ */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { parseProxyHeader } from "../../src/proxy_protocol/mod.ts";
+import { startLb } from "../../support/lb_process.ts";
+import {
+  adminPort,
+  LOOPBACK,
+  readAll,
+  startEchoServer,
+  startTcpServer,
+  waitUntil,
+  writeAll,
+} from "../_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function metric(admin: number, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.split(" ").at(-1));
+}
+
+/** Access-log entries lb has written so far (`--log json`). */
+function entries(lines: string[]): Record<string, unknown>[] {
+  return lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
+
+Deno.test("--accept-proxy takes the client from a v1 header and forwards only the data after it", async () => {
+  await using echo = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(echo.port),
+    "--accept-proxy",
+    "--log",
+    "json",
+    "--balance",
+    "source",
+  ]);
+  const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+  // Header and data in one write: the data must not be lost or include the header.
+  await writeAll(conn, encoder.encode("PROXY TCP4 203.0.113.7 10.0.0.1 5123 443\r\nhello"));
+  await conn.closeWrite();
+  assertEquals(decoder.decode(await readAll(conn)), "hello");
+  conn.close();
+  await waitUntil(() => entries(lb.stdout).length === 1, "the access log line");
+  const [entry] = entries(lb.stdout);
+  assertEquals(entry!.client, "203.0.113.7:5123");
+  ok(/^127\.0\.0\.1:\d+$/.test(String(entry!.peer)), String(entry!.peer));
+  assertEquals([entry!.bytesIn, entry!.bytesOut, entry!.end], [5, 5, "eof"]);
+});
+
+Deno.test("--accept-proxy refuses a malformed, a missing or a slow header: no byte reaches a backend, counted by reason", async () => {
+  await using backend = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(backend.port),
+    "--accept-proxy",
+    "--proxy-timeout",
+    "300ms",
+    "--health-interval",
+    "0",
+    "--admin",
+    "127.0.0.1:0",
+    "--log",
+    "json",
+  ]);
+  const admin = await adminPort(lb);
+  const cases: [string, string][] = [
+    ["PROXY TCP4 1.2.3.999 10.0.0.1 5123 443\r\nGET / HTTP/1.0\r\n\r\n", "proxy-malformed"],
+    ["GET / HTTP/1.0\r\n\r\n", "proxy-not-proxy"],
+    ["PROXY TCP4 1.2.3.4 10.0.0", "proxy-timeout"], // then silence
+  ];
+  for (const [bytes, reason] of cases) {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    await writeAll(conn, encoder.encode(bytes));
+    assertEquals(await readAll(conn), new Uint8Array(0), `${reason}: closed without a byte`);
+    conn.close();
+    await waitUntil(
+      async () => await metric(admin, "lb_frontend_refused_total", `reason="${reason}"`) === 1,
+      `lb_frontend_refused_total{reason="${reason}"} = 1`,
+    );
+  }
+  assertEquals(backend.accepted, 0, "no backend was dialled");
+  await waitUntil(() => entries(lb.stdout).length === 3, "three access log lines");
+  assertEquals(entries(lb.stdout).map((e) => e.end), ["refused", "refused", "refused"]);
+});
+
+Deno.test("--proxy-from closes a connection from a peer not listed, before reading it", async () => {
+  await using backend = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(backend.port),
+    "--accept-proxy",
+    "--proxy-from",
+    "10.0.0.0/8",
+    "--health-interval",
+    "0",
+    "--admin",
+    "127.0.0.1:0",
+  ]);
+  const admin = await adminPort(lb);
+  const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+  await writeAll(conn, encoder.encode("PROXY TCP4 1.2.3.4 10.0.0.1 5123 443\r\nhello"));
+  assertEquals(await readAll(conn), new Uint8Array(0));
+  conn.close();
+  await waitUntil(
+    async () => await metric(admin, "lb_frontend_refused_total", `reason="proxy-untrusted"`) === 1,
+    "the refusal counted",
+  );
+  assertEquals(backend.accepted, 0);
+});
+
+Deno.test("proxy=v2 and proxy=v1 send the client's address before its first byte", async () => {
+  for (const version of ["v1", "v2"]) {
+    const received: Uint8Array[] = [];
+    await using backend = startTcpServer(async (conn) => {
+      received.push(await readAll(conn));
+    });
+    await using lb = await startLb([
+      "-f",
+      "127.0.0.1:0",
+      "-p",
+      `${backend.port},proxy=${version}`,
+      "--health-interval",
+      "0",
+    ]);
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    const local = conn.localAddr as Deno.NetAddr;
+    await writeAll(conn, encoder.encode("payload"));
+    await conn.closeWrite();
+    await readAll(conn);
+    conn.close();
+    await waitUntil(() => received.length === 1, "the backend to read to EOF");
+    const bytes = received[0]!;
+    const parsed = parseProxyHeader(bytes);
+    ok(parsed.status === "ok", JSON.stringify(parsed));
+    assertEquals(parsed.header.version, version === "v1" ? 1 : 2);
+    assertEquals(parsed.header.source, { hostname: "127.0.0.1", port: local.port });
+    assertEquals(parsed.header.destination, { hostname: "127.0.0.1", port: lb.port });
+    assertEquals(decoder.decode(bytes.subarray(parsed.length)), "payload");
+  }
+});
+
+Deno.test("proxy=v2 health checks send a LOCAL header, not garbage", async () => {
+  const received: Uint8Array[] = [];
+  await using backend = startTcpServer(async (conn) => {
+    received.push(await readAll(conn));
+  });
+  await using _lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    `${backend.port},proxy=v2`,
+    "--health-interval",
+    "100ms",
+  ]);
+  await waitUntil(() => received.length >= 1, "a health check");
+  const parsed = parseProxyHeader(received[0]!);
+  ok(parsed.status === "ok", JSON.stringify(parsed));
+  assertEquals([parsed.header.command, parsed.length], ["LOCAL", received[0]!.length]);
+});
+
+/** Whether `haproxy` runs here. */
+function haproxyAvailable(): boolean {
+  try {
+    return new Deno.Command("haproxy", { args: ["-v"], stdout: "null", stderr: "null" })
+      .outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+for (const send of ["send-proxy", "send-proxy-v2"]) {
+  Deno.test({
+    name: `HAProxy (${send}) in front of lb --accept-proxy: lb logs and hashes the original client`,
+    ignore: !haproxyAvailable(),
+    async fn() {
+      await using echo = startEchoServer();
+      await using lb = await startLb([
+        "-f",
+        "127.0.0.1:0",
+        "-p",
+        String(echo.port),
+        "--accept-proxy",
+        "--log",
+        "json",
+      ]);
+      using probe = Deno.listen({ hostname: LOOPBACK, port: 0 });
+      const front = probe.addr.port;
+      probe.close();
+      const dir = await Deno.makeTempDir({ prefix: "lb-haproxy-" });
+      const cfg = `${dir}/haproxy.cfg`;
+      await Deno.writeTextFile(
+        cfg,
+        [
+          "global",
+          "  maxconn 100",
+          "defaults",
+          "  mode tcp",
+          "  timeout connect 2s",
+          "  timeout client 5s",
+          "  timeout server 5s",
+          "frontend f",
+          `  bind 127.0.0.1:${front}`,
+          "  default_backend b",
+          "backend b",
+          `  server lb 127.0.0.1:${lb.port} ${send}`,
+          "",
+        ].join("\n"),
+      );
+      const haproxy = new Deno.Command("haproxy", {
+        args: ["-f", cfg, "-db"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        // The client binds to 127.0.0.2 so that it differs from HAProxy's own address.
+        let conn: Deno.TcpConn | undefined;
+        await waitUntil(async () => {
+          try {
+            conn = await Deno.connect({ hostname: LOOPBACK, port: front });
+            return true;
+          } catch {
+            return false;
+          }
+        }, "haproxy listening");
+        conn!.close();
+        assertEquals(await _exchangeFrom("127.0.0.2", front, "ping"), "ping");
+        await waitUntil(
+          () => entries(lb.stdout).some((e) => String(e.client).startsWith("127.0.0.2:")),
+          "an access log line for 127.0.0.2",
+        );
+      } finally {
+        haproxy.kill("SIGTERM");
+        await haproxy.status;
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+/** Sends `data` from `source` (Deno cannot bind a client socket) to `port`, reads to EOF. */
+async function _exchangeFrom(source: string, port: number, data: string): Promise<string> {
+  const script = "import socket,sys\n" +
+    `s=socket.create_connection(("127.0.0.1",${port}),timeout=5,source_address=("${source}",0))\n` +
+    `s.sendall(${JSON.stringify(data)}.encode());s.shutdown(socket.SHUT_WR)\n` +
+    "out=b''\nwhile True:\n  b=s.recv(65536)\n  if not b: break\n  out+=b\n" +
+    "sys.stdout.write(out.decode())\n";
+  const { stdout, success } = await new Deno.Command("python3", {
+    args: ["-c", script],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  ok(success, "python3 client");
+  return decoder.decode(stdout);
+}
