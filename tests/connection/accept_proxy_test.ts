@@ -267,3 +267,161 @@ async function _exchangeFrom(source: string, port: number, data: string): Promis
   ok(success, "python3 client");
   return decoder.decode(stdout);
 }
+
+/** Whether `nginx` with the stream module runs here. */
+const NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so";
+function nginxAvailable(): boolean {
+  try {
+    Deno.statSync(NGINX_STREAM);
+    return new Deno.Command("nginx", { args: ["-v"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** A free loopback port (racy by nature; used only for a peer's config file). */
+function freePort(): number {
+  using listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  return listener.addr.port;
+}
+
+/** Runs a peer (`command args`) until `fn` is done; waits until `port` accepts first. */
+async function withPeer(
+  command: string,
+  args: string[],
+  port: number,
+  fn: () => Promise<void>,
+): Promise<void> {
+  const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();
+  try {
+    await waitUntil(async () => {
+      try {
+        (await Deno.connect({ hostname: LOOPBACK, port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, `${command} listening on ${port}`);
+    await fn();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+for (const version of ["v1", "v2"]) {
+  Deno.test({
+    name: `lb proxy=${version} in front of HAProxy accept-proxy: HAProxy sees the client's address`,
+    ignore: !haproxyAvailable(),
+    async fn() {
+      const port = freePort();
+      const dir = await Deno.makeTempDir({ prefix: "lb-haproxy-" });
+      try {
+        await Deno.writeTextFile(
+          `${dir}/haproxy.cfg`,
+          [
+            "defaults",
+            "  mode http",
+            "  timeout connect 2s",
+            "  timeout client 5s",
+            "  timeout server 5s",
+            "frontend f",
+            `  bind 127.0.0.1:${port} accept-proxy`,
+            '  http-request return status 200 content-type text/plain lf-string "%ci"',
+            "",
+          ].join("\n"),
+        );
+        await withPeer("haproxy", ["-f", `${dir}/haproxy.cfg`, "-db"], port, async () => {
+          await using lb = await startLb([
+            "-f",
+            "127.0.0.1:0",
+            "-p",
+            `${port},proxy=${version}`,
+          ]);
+          const answer = await _exchangeFrom(
+            "127.0.0.2",
+            lb.port,
+            "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+          );
+          ok(answer.startsWith("HTTP/1.0 200") || answer.startsWith("HTTP/1.1 200"), answer);
+          assertEquals(answer.split("\r\n\r\n")[1], "127.0.0.2");
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `lb proxy=${version} in front of nginx listen proxy_protocol: nginx sees the client's address`,
+    ignore: !nginxAvailable(),
+    async fn() {
+      const port = freePort();
+      const dir = await Deno.makeTempDir({ prefix: "lb-nginx-" });
+      try {
+        await Deno.writeTextFile(
+          `${dir}/nginx.conf`,
+          [
+            `load_module ${NGINX_STREAM};`,
+            "daemon off;",
+            "master_process off;",
+            `pid ${dir}/nginx.pid;`,
+            `error_log ${dir}/error.log warn;`,
+            "events { worker_connections 64; }",
+            "stream {",
+            "  server {",
+            `    listen 127.0.0.1:${port} proxy_protocol;`,
+            '    return "$proxy_protocol_addr";',
+            "  }",
+            "}",
+            "",
+          ].join("\n"),
+        );
+        await withPeer("nginx", ["-c", `${dir}/nginx.conf`, "-p", dir], port, async () => {
+          await using lb = await startLb([
+            "-f",
+            "127.0.0.1:0",
+            "-p",
+            `${port},proxy=${version}`,
+          ]);
+          assertEquals(await _exchangeFrom("127.0.0.2", lb.port, ""), "127.0.0.2");
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+Deno.test("--balance source hashes the client an accepted header names, not the peer", async () => {
+  await using a = startEchoServer();
+  await using b = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "-p",
+    String(b.port),
+    "--accept-proxy",
+    "--balance",
+    "source",
+    "--health-interval",
+    "0",
+  ]);
+  const send = async (client: string) => {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    await writeAll(conn, encoder.encode(`PROXY TCP4 ${client} 10.0.0.1 5123 443\r\nx`));
+    await conn.closeWrite();
+    assertEquals(decoder.decode(await readAll(conn)), "x");
+    conn.close();
+  };
+  // One client, many connections (all from the same peer): one backend.
+  for (let i = 0; i < 10; i++) await send("203.0.113.7");
+  assertEquals([a.accepted, b.accepted].sort(), [0, 10]);
+  // Many clients behind the same peer: both backends.
+  for (let i = 1; i <= 30; i++) await send(`198.51.100.${i}`);
+  ok(a.accepted > 0 && b.accepted > 0, `spread ${a.accepted}/${b.accepted}`);
+});
