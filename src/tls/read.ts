@@ -1,0 +1,158 @@
+/**
+ * Reads a TLS ClientHello off a connection, bounded in bytes and time,
+ * without consuming it: every byte read comes back to be forwarded first
+ * (caddy-l4's prefetch and rewind).
+ *
+ * @module
+ */
+import {
+  type HelloErrorReason,
+  type HelloOk,
+  MAX_HELLO_RECORD_BYTES,
+  parseClientHello,
+} from "./client_hello.ts";
+
+/** First read buffer: nearly every ClientHello fits one read. */
+const _FIRST_READ_BYTES = 1024;
+/** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
+const _MAX_TIMEOUT_MS = 0x7fffffff;
+
+/**
+ * {@linkcode HelloErrorReason} plus what can go wrong on a socket: `timeout`
+ * (no whole ClientHello in time) and `closed` (EOF or a read error first).
+ */
+export type ClientHelloErrorReason = HelloErrorReason | "timeout" | "closed";
+
+/**
+ * A connection that does not start with an acceptable ClientHello in time.
+ * Catch it by class and branch on {@linkcode ClientHelloError.reason}, a
+ * short label fit for metrics; the message is for logs.
+ */
+export class ClientHelloError extends Error {
+  override name = "ClientHelloError";
+  /** Why the connection was refused. */
+  readonly reason: ClientHelloErrorReason;
+
+  /**
+   * @param reason Why the connection was refused.
+   * @param message What happened, for logs.
+   * @param options `cause`: the read error behind a `closed` reason.
+   */
+  constructor(reason: ClientHelloErrorReason, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+/** Options for {@linkcode readClientHello}. */
+export interface ReadClientHelloOptions {
+  /** Milliseconds the whole ClientHello may take to arrive, 1 to 2^31 - 1. */
+  timeoutMs: number;
+  /** Stops waiting when aborted: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** A ClientHello read off a connection. */
+export interface ReadClientHelloResult {
+  /** What the ClientHello says. */
+  hello: HelloOk;
+  /**
+   * Every byte read, in order: the hello's records and whatever came after
+   * them in the same read. Forward exactly these first, then the rest of the
+   * stream; nothing was consumed.
+   */
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Reads the ClientHello that must start `conn`. Reads go into a buffer that
+ * starts at 1 KiB and grows only as the hello needs, never past
+ * {@linkcode MAX_HELLO_RECORD_BYTES}; each read is parsed at once, so no
+ * read is made after the hello is whole and a bad one is refused as soon as
+ * its bytes show it (an HTTP request at its first byte).
+ *
+ * On a rejection a read may still be pending on `conn`: the caller must close
+ * `conn` (which it does anyway, as no backend will get it), and that ends the
+ * read.
+ *
+ * @param conn The accepted connection, after any PROXY header.
+ * @param options The time limit and an optional abort signal.
+ * @returns The parsed hello and every byte read.
+ * @throws {ClientHelloError} When the bytes are not an acceptable hello (the
+ * reasons of `parseClientHello`), the time is up (`timeout`), or the peer
+ * closes or the read fails first (`closed`, with the read error as `cause`).
+ * @throws {RangeError} When `timeoutMs` is not an integer 1 to 2^31 - 1.
+ * @throws The signal's `reason` when `signal` is aborted.
+ * @example
+ * ```ts
+ * const conn = await listener.accept();
+ * try {
+ *   const { hello, bytes } = await readClientHello(conn, { timeoutMs: 5000 });
+ *   const backend = pick(routes.match(hello.serverName));
+ *   // write `bytes` to the backend, then pump the rest of `conn`
+ * } catch (error) {
+ *   conn.close();
+ *   if (error instanceof ClientHelloError) metrics.refused(error.reason);
+ * }
+ * ```
+ */
+export async function readClientHello(
+  conn: Deno.Conn,
+  options: ReadClientHelloOptions,
+): Promise<ReadClientHelloResult> {
+  const { timeoutMs, signal } = options;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > _MAX_TIMEOUT_MS) {
+    throw new RangeError(
+      `Cannot read ClientHello as "timeoutMs" must be an integer 1-${_MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
+    );
+  }
+  signal?.throwIfAborted();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ClientHelloError("timeout", `No whole ClientHello within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    onAbort = () => reject(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await _readUntilParsed(conn, stopped);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+async function _readUntilParsed(
+  conn: Deno.Conn,
+  stopped: Promise<never>,
+): Promise<ReadClientHelloResult> {
+  let buf = new Uint8Array(_FIRST_READ_BYTES);
+  let filled = 0;
+  for (;;) {
+    if (filled === buf.length) {
+      // parseClientHello always decides on MAX_HELLO_RECORD_BYTES, so a full buffer is below it.
+      const bigger = new Uint8Array(Math.min(2 * buf.length, MAX_HELLO_RECORD_BYTES));
+      bigger.set(buf);
+      buf = bigger;
+    }
+    const reading = conn.read(buf.subarray(filled)).catch((error: unknown) => {
+      throw new ClientHelloError("closed", "Cannot read ClientHello as the read failed", {
+        cause: error,
+      });
+    });
+    const n = await Promise.race([reading, stopped]);
+    if (n === null) {
+      throw new ClientHelloError(
+        "closed",
+        `Cannot read ClientHello as the peer closed after ${filled} bytes`,
+      );
+    }
+    filled += n;
+    const result = parseClientHello(buf.subarray(0, filled));
+    if (result.status === "ok") return { hello: result, bytes: buf.slice(0, filled) };
+    if (result.status === "error") throw new ClientHelloError(result.reason, result.message);
+  }
+}
