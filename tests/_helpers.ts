@@ -1,6 +1,8 @@
 /**
  * Shared test helpers: free ports, loopback socket pairs, raw TCP echo/sink/
  * source servers, hashing, byte I/O and bounded waiting. Real sockets only.
+ * An end-to-end test waits for a state of lb by polling `/stats`
+ * ({@link waitForStats}), never for a log line's wording or a sleep.
  *
  * The API is stable: other test files import it. Add, do not change.
  * @module
@@ -8,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { concat } from "../backends/http_get.ts";
 import type { LbProcess } from "../support/lb_process.ts";
+import type { BackendStats, StatsSnapshot } from "../src/observability/metrics.ts";
 
 /** The loopback address every test talks to. */
 export const LOOPBACK = "127.0.0.1";
@@ -335,6 +338,46 @@ export async function adminPort(lb: LbProcess): Promise<number> {
   return Number(/listening on \S*:(\d+)/.exec(line)?.[1]);
 }
 
+/** GET `/stats` from lb's admin endpoint on `port` (see {@link adminPort}). */
+export async function fetchStats(port: number): Promise<StatsSnapshot> {
+  const response = await fetch(`http://${LOOPBACK}:${port}/stats`);
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`GET /stats answered ${response.status}`);
+  }
+  return await response.json();
+}
+
+/**
+ * Polls `/stats` until `condition` holds and returns that snapshot: how an
+ * end-to-end test waits for a state of lb (a backend DOWN, a reload counted,
+ * the drain begun) instead of a log line or a sleep. Throws naming `what`,
+ * with the last snapshot, after `timeoutMs`.
+ */
+export async function waitForStats(
+  port: number,
+  what: string,
+  condition: (stats: StatsSnapshot) => boolean,
+  timeoutMs = 10_000,
+): Promise<StatsSnapshot> {
+  let last: StatsSnapshot | undefined;
+  try {
+    await waitUntil(async () => condition(last = await fetchStats(port)), what, timeoutMs);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last /stats: ${JSON.stringify(last)}`);
+  }
+  return last!;
+}
+
+/** The backend `id` (`host:port`) of the first frontend in `stats` that has it. */
+export function backendStats(stats: StatsSnapshot, id: string): BackendStats {
+  for (const frontend of stats.frontends) {
+    const backend = frontend.backends.find((b) => b.id === id);
+    if (backend) return backend;
+  }
+  throw new Error(`no backend ${id} in /stats: ${JSON.stringify(stats)}`);
+}
+
 /**
  * Spawns `program` with stdin, stdout and stderr all `"null"`: a server the
  * test only talks to over the network. `options` (args, env, cwd, ...) pass
@@ -346,4 +389,24 @@ export function spawnQuiet(
 ): Deno.ChildProcess {
   return new Deno.Command(program, { stdin: "null", stdout: "null", stderr: "null", ...options })
     .spawn();
+}
+
+/**
+ * Sends `data` to `port` on 127.0.0.1 from the address `source` (Deno cannot
+ * bind a client socket: a python3 client does), half-closes, and returns
+ * everything read until EOF ("" when lb closed it at once).
+ */
+export async function exchangeFrom(source: string, port: number, data: string): Promise<string> {
+  const script = "import socket,sys\n" +
+    `s=socket.create_connection(("127.0.0.1",${port}),timeout=5,source_address=("${source}",0))\n` +
+    `s.sendall(${JSON.stringify(data)}.encode())\n` +
+    "try:\n  s.shutdown(socket.SHUT_WR)\nexcept OSError:\n  pass\n" +
+    "out=b''\ntry:\n  while True:\n    b=s.recv(65536)\n    if not b: break\n    out+=b\n" +
+    "except ConnectionResetError:\n  pass\nsys.stdout.write(out.decode())\n";
+  const { stdout, success, stderr } = await new Deno.Command("python3", {
+    args: ["-c", script],
+    stdin: "null",
+  }).output();
+  if (!success) throw new Error(`python3 client failed: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
 }

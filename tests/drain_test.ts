@@ -7,18 +7,30 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { type LbProcess, startLb } from "../support/lb_process.ts";
 import {
+  adminPort,
   closeQuietly,
   LOOPBACK,
   readAll,
   readExactly,
   startEchoServer,
+  waitForStats,
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const FRONT = ["-f", `${LOOPBACK}:0`, "--health-interval", "0", "--log", "off"];
+/** With the admin endpoint: `/stats` shows the drain (it serves until lb exits). */
+const FRONT = [
+  "-f",
+  `${LOOPBACK}:0`,
+  "--health-interval",
+  "0",
+  "--log",
+  "off",
+  "--admin",
+  `${LOOPBACK}:0`,
+];
 
 /** Sends `text` and reads the echo back. */
 async function echo(conn: Deno.Conn, text: string): Promise<string> {
@@ -32,11 +44,12 @@ async function connectEchoed(port: number): Promise<Deno.TcpConn> {
   return conn;
 }
 
-/** SIGTERM, then wait until lb has stopped accepting (its log says so). */
+/** SIGTERM, then wait until lb has stopped accepting and drains (`/stats` says so). */
 async function term(lb: LbProcess, signal: Deno.Signal = "SIGTERM"): Promise<number> {
+  const admin = await adminPort(lb);
   const sent = Date.now();
   lb.child.kill(signal);
-  await lb.waitFor(/stopped accepting on /, 15_000);
+  await waitForStats(admin, "the drain", (stats) => stats.draining, 15_000);
   return sent;
 }
 
@@ -50,7 +63,6 @@ Deno.test("SIGTERM drain lets a long-lived connection finish within the timeout,
   await rejects(() => Deno.connect({ hostname: LOOPBACK, port: lb.port }), /refused/i);
   // The open connection keeps flowing both ways while lb drains.
   for (let i = 0; i < 5; i++) assertEquals(await echo(conn, `still here ${i}`), `still here ${i}`);
-  await lb.waitFor(/draining 1 open connection\(s\), up to 60000ms/, 15_000);
 
   // It ends on its own terms (half-close, then the echo server's FIN) ...
   await conn.closeWrite();
@@ -60,6 +72,11 @@ Deno.test("SIGTERM drain lets a long-lived connection finish within the timeout,
   const status = await withTimeout(lb.status, 20_000, "lb exit");
   assertEquals(status.code, 0);
   ok(Date.now() - ended < 20_000);
+  // lb has exited: its whole log is in.
+  ok(
+    lb.stderr.some((l) => /draining 1 open connection\(s\), up to 60000ms/.test(l)),
+    lb.stderr.join("\n"),
+  );
   ok(lb.stderr.some((l) => / lb: stopped$/.test(l)));
 });
 
@@ -128,16 +145,20 @@ Deno.test("drainTimeout comes from the config file and follows a reload", async 
     );
   try {
     await write("120s");
-    await using lb = await startLb(["--config", path]);
+    await using lb = await startLb(["--config", path, "--admin", `${LOOPBACK}:0`]);
+    const admin = await adminPort(lb);
     using conn = await connectEchoed(lb.port);
     await write("500ms");
     lb.child.kill("SIGHUP");
-    await lb.waitFor(/reload: applied/, 15_000);
+    await waitForStats(admin, "the reload", (stats) => stats.reloads.applied === 1, 15_000);
     const sent = await term(lb);
-    await lb.waitFor(/draining 1 open connection\(s\), up to 500ms/, 15_000);
     const status = await withTimeout(lb.status, 20_000, "lb exit");
     assertEquals(status.code, 0);
     ok(Date.now() - sent >= 400);
+    ok(
+      lb.stderr.some((l) => /draining 1 open connection\(s\), up to 500ms/.test(l)),
+      lb.stderr.join("\n"),
+    );
     closeQuietly(conn);
   } finally {
     await Deno.remove(path);

@@ -5,8 +5,19 @@
  * @module
  */
 import { deepEqual, equal, ok as assert } from "node:assert/strict";
-import { startLb } from "../support/lb_process.ts";
-import { closeQuietly, delay, LOOPBACK, waitUntil, withTimeout, writeAll } from "./_helpers.ts";
+import { type LbProcess, startLb } from "../support/lb_process.ts";
+import {
+  adminPort,
+  backendStats,
+  closeQuietly,
+  delay,
+  fetchStats,
+  LOOPBACK,
+  waitForStats,
+  waitUntil,
+  withTimeout,
+  writeAll,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -147,11 +158,27 @@ function logTime(line: string): number {
   return Date.parse(line.split(" ")[0]!);
 }
 
+/** The one stderr line matching `pattern`, once lb has exited (its whole log is in). */
+function logLine(lb: LbProcess, pattern: RegExp): string {
+  const lines = lb.stderr.filter((l) => pattern.test(l));
+  equal(lines.length, 1, `${pattern}:\n${lb.stderr.join("\n")}`);
+  return lines[0]!;
+}
+
+/** Waits until `/stats` shows `backend` in `state` (UP, DOWN or DRAIN). */
+function waitForState(admin: number, backend: NamedBackend, state: string): Promise<unknown> {
+  const id = `${LOOPBACK}:${backend.port}`;
+  return waitForStats(admin, `${id} ${state}`, (s) => backendStats(s, id).state === state);
+}
+
+/** lb in front of `backends`, with the admin endpoint (`/stats`) on a free port. */
 const lbArgs = (...backends: NamedBackend[]) => [
   "-f",
   `${LOOPBACK}:0`,
   "--log",
   "off",
+  "--admin",
+  `${LOOPBACK}:0`,
   ...backends.flatMap((b) => ["-p", `${LOOPBACK}:${b.port}`]),
 ];
 
@@ -169,9 +196,12 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
     "--rise",
     "3",
   ]);
+  const admin = await adminPort(lb);
   const results: (string | null)[] = [];
   let stop = false;
   const killWindow = [-1, -1];
+  let servedBefore = 0;
+  let revived = 0;
   const traffic = (async () => {
     const deadline = Date.now() + 40_000;
     for (let i = 0; i < 2000 && !stop && Date.now() < deadline; i++) {
@@ -186,27 +216,31 @@ Deno.test("lb takes a backend killed under traffic out after `fall` and back onl
     killWindow[0] = results.length;
     await a.kill();
     killWindow[1] = results.length;
-    const down = await lb.waitFor(new RegExp(`backend ${LOOPBACK}:${a.port} is down`), 10_000);
-    assert(/2 failures in a row/.test(down), down);
+    await waitForState(admin, a, "DOWN");
     const atDown = results.length;
     await waitUntil(() => results.length >= atDown + 20, "traffic while a is down");
 
     const probesBefore = a.accepted;
-    const servedBefore = a.served;
-    const revived = Date.now();
+    servedBefore = a.served;
+    revived = Date.now();
     a.revive();
-    const up = await lb.waitFor(new RegExp(`backend ${LOOPBACK}:${a.port} is up`), 10_000);
-    // rise=3 checks 300ms apart: at least ~600ms listening before lb trusts it again.
-    assert(logTime(up) - revived >= 400, `${logTime(up) - revived}ms`);
+    await waitForState(admin, a, "UP");
     assert(a.accepted - probesBefore >= 3, "up before three good checks");
-    // While it listened but was still down, no client was sent to it.
-    const early = a.servedAt.slice(servedBefore).filter((t) => t < logTime(up));
-    deepEqual(early, [], "clients reached a before it was up");
     await waitUntil(() => a.served >= servedBefore + 5, "traffic back on a");
   } finally {
     stop = true;
     await traffic;
   }
+  // The log line of each change carries its time: assert on them once lb has exited.
+  equal((await lb.stop()).code, 0);
+  const down = logLine(lb, new RegExp(`backend ${LOOPBACK}:${a.port} is down`));
+  assert(/2 failures in a row/.test(down), down);
+  const up = logLine(lb, new RegExp(`backend ${LOOPBACK}:${a.port} is up`));
+  // rise=3 checks 300ms apart: at least ~600ms listening before lb trusts it again.
+  assert(logTime(up) - revived >= 400, `${logTime(up) - revived}ms`);
+  // While it listened but was still down, no client was sent to it.
+  const early = a.servedAt.slice(servedBefore).filter((t) => t < logTime(up));
+  deepEqual(early, [], "clients reached a before it was up");
   // Retries hid the dead backend: every client was served, but for those whose
   // connection a already held while it was being killed (no balancer can save them).
   const [from, to] = killWindow as [number, number];
@@ -227,14 +261,17 @@ Deno.test("lb with no traffic takes a killed backend down only after `fall` fail
     "--fall",
     "3",
   ]);
+  const admin = await adminPort(lb);
   await waitUntil(() => a.accepted >= 2, "two checks of a");
   const killed = Date.now();
   await a.kill();
-  const down = await lb.waitFor(new RegExp(`backend ${LOOPBACK}:${a.port} is down`), 10_000);
+  await waitForState(admin, a, "DOWN");
+  equal(await hello(lb.port), "b");
+  equal((await lb.stop()).code, 0);
+  const down = logLine(lb, new RegExp(`backend ${LOOPBACK}:${a.port} is down`));
   assert(/3 failures in a row, last: check: /.test(down), down);
   // The third failed check comes two intervals after the first one at the earliest.
   assert(logTime(down) - killed >= 500, `down ${logTime(down) - killed}ms after the kill`);
-  equal(await hello(lb.port), "b");
   equal(lb.stderr.filter((l) => /is (down|up)/.test(l)).length, 1, lb.stderr.join("\n"));
 });
 
@@ -310,6 +347,7 @@ Deno.test("lb --idle-timeout closes an idle connection but not a busy one", asyn
 Deno.test("lb --max-conns leaves extra clients in the backlog, then serves them", async () => {
   await using a = new NamedBackend("a");
   await using lb = await startLb([...lbArgs(a), "--health-interval", "0", "--max-conns", "2"]);
+  const admin = await adminPort(lb);
   const first = await openClient(lb.port);
   const second = await openClient(lb.port);
   // The kernel completes the handshake; lb does not accept it yet.
@@ -325,7 +363,7 @@ Deno.test("lb --max-conns leaves extra clients in the backlog, then serves them"
     equal(await withTimeout(greeting, 10_000, "third client served"), "a");
     equal(a.accepted, 3);
     // Not accepted-then-dropped: it was never refused for want of a backend.
-    equal(lb.stderr.filter((l) => /no backend available/.test(l)).length, 0);
+    equal((await fetchStats(admin)).frontends[0]!.ended["no-backend"], 0);
     await writeAll(third, encoder.encode("ping\n"));
   } finally {
     closeQuietly(second.conn);
@@ -345,17 +383,18 @@ Deno.test("lb closes clients at once while every backend is down and resumes whe
     "--rise",
     "1",
   ]);
+  const admin = await adminPort(lb);
   equal(await hello(lb.port), "a");
   await a.kill();
   await b.kill();
-  await lb.waitFor(new RegExp(`${LOOPBACK}:${a.port} is down`), 10_000);
-  await lb.waitFor(new RegExp(`${LOOPBACK}:${b.port} is down`), 10_000);
+  await waitForState(admin, a, "DOWN");
+  await waitForState(admin, b, "DOWN");
   const started = Date.now();
   equal(await hello(lb.port), null);
   assert(Date.now() - started < 3000, "the client was left hanging");
-  await lb.waitFor(/no backend available/, 5000);
+  await waitForStats(admin, "a no-backend ending", (s) => s.frontends[0]!.ended["no-backend"] >= 1);
   b.revive();
-  await lb.waitFor(new RegExp(`${LOOPBACK}:${b.port} is up`), 10_000);
+  await waitForState(admin, b, "UP");
   equal(await hello(lb.port), "b");
   equal(await hello(lb.port), "b");
 });

@@ -9,10 +9,13 @@ import { startBackends } from "../backends/httpd.ts";
 import { VERSION } from "../src/common/version.ts";
 import { startLb } from "../support/lb_process.ts";
 import {
+  adminPort,
+  backendStats,
   closeQuietly,
   countFds,
   delay,
   digestAll,
+  fetchStats,
   freePort,
   hangingPort,
   LOOPBACK,
@@ -24,6 +27,7 @@ import {
   startEchoServer,
   startSinkServer,
   startTcpServer,
+  waitForStats,
   waitUntil,
   withTimeout,
   writeAll,
@@ -34,6 +38,8 @@ const decoder = new TextDecoder();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** Listen on a free loopback port; no active checks unless a test wants them. */
 const FRONT = ["-f", `${LOOPBACK}:0`, "--health-interval", "0", "--log", "off"];
+/** The admin endpoint on a free port, for tests that wait on `/stats`. */
+const ADMIN = ["--admin", `${LOOPBACK}:0`];
 
 function backendArgs(...ports: number[]): string[] {
   return ports.flatMap((port) => ["-p", String(port)]);
@@ -167,7 +173,12 @@ Deno.test("lb tries the next backend when one refuses, each at most once", async
   const refused1 = freePort();
   const refused2 = freePort();
   await using good = startEchoServer();
-  await using lb = await startLb([...FRONT, ...backendArgs(refused1, refused2, good.port)]);
+  await using lb = await startLb([
+    ...FRONT,
+    ...ADMIN,
+    ...backendArgs(refused1, refused2, good.port),
+  ]);
+  const admin = await adminPort(lb);
   for (let i = 0; i < 3; i++) {
     using client = await connect(lb.port);
     await writeAll(client, encoder.encode(`ping ${i}`));
@@ -175,10 +186,13 @@ Deno.test("lb tries the next backend when one refuses, each at most once", async
     assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "echo")), `ping ${i}`);
   }
   assertEquals(good.accepted, 3);
-  const dialErrors = (port: number) =>
-    lb.stderr.filter((l) => l.includes(`error dialing 127.0.0.1:${port}`)).length;
-  ok(dialErrors(refused1) >= 1 && dialErrors(refused2) >= 1, lb.stderr.join("\n"));
-  ok(!lb.stderr.some((l) => l.includes("no backend available")), lb.stderr.join("\n"));
+  const stats = await waitForStats(admin, "the three connections to end", (s) => {
+    const fe = s.frontends[0]!;
+    return fe.total === 3 && fe.active === 0;
+  });
+  const dialErrors = (port: number) => backendStats(stats, `127.0.0.1:${port}`).connectFailures;
+  ok(dialErrors(refused1) >= 1 && dialErrors(refused2) >= 1, JSON.stringify(stats));
+  assertEquals(stats.frontends[0]!.ended["no-backend"], 0, JSON.stringify(stats));
 });
 
 Deno.test("lb closes the client promptly with one log line when every backend is down", async () => {
@@ -206,10 +220,12 @@ Deno.test("lb bounds a connect that hangs by --connect-timeout, then tries the n
   await using good = startEchoServer();
   await using lb = await startLb([
     ...FRONT,
+    ...ADMIN,
     "--connect-timeout",
     "500ms",
     ...backendArgs(hanging.port, good.port),
   ]);
+  const admin = await adminPort(lb);
   const started = Date.now();
   using client = await connect(lb.port);
   await writeAll(client, encoder.encode("patience"));
@@ -217,7 +233,9 @@ Deno.test("lb bounds a connect that hangs by --connect-timeout, then tries the n
   assertEquals(decoder.decode(await withTimeout(readAll(client), 10_000, "echo")), "patience");
   const elapsed = Date.now() - started;
   ok(elapsed >= 400 && elapsed < 8000, `took ${elapsed}ms`);
-  await lb.waitFor(new RegExp(`error dialing 127\\.0\\.0\\.1:${hanging.port}: .*timed out`));
+  // The hanging backend was dialled, and that connect failed by timing out.
+  const hung = backendStats(await fetchStats(admin), `127.0.0.1:${hanging.port}`);
+  ok(hung.connectFailures >= 1 && /timed out/.test(hung.lastError ?? ""), JSON.stringify(hung));
 });
 
 Deno.test("lb leaves no backend connection behind when a client vanishes mid-stream", async (t) => {
@@ -292,7 +310,8 @@ Deno.test("lb serves 200 concurrent connections, each byte-exact", async () => {
 Deno.test("lb returns to its baseline of file descriptors after a burst", async (t) => {
   await using echo = startEchoServer();
   const refused = freePort();
-  await using lb = await startLb([...FRONT, ...backendArgs(echo.port, refused)]);
+  // The JSON access log says when each connection has ended (stdout is open already).
+  await using lb = await startLb([...FRONT, "--log", "json", ...backendArgs(echo.port, refused)]);
   const pid = lb.child.pid;
   if (countFds(Deno.pid) === undefined) {
     t.step({ name: "ignored: /proc/<pid>/fd is not readable here", ignore: true, fn() {} });
@@ -305,14 +324,15 @@ Deno.test("lb returns to its baseline of file descriptors after a burst", async 
     await readAll(client).catch(() => {});
   };
   for (let i = 0; i < 4; i++) await roundTrip(); // warm up lazily opened descriptors
-  await delay(200);
+  await waitUntil(() => lb.stdout.length >= 4, "the warm-up connections' access log lines");
   const baseline = countFds(pid);
   ok(baseline !== undefined, `lb (pid ${pid}) is gone:\n${lb.stderr.join("\n")}`);
   const clients: Deno.TcpConn[] = [];
   // Complete round trips, clients that vanish without a word, and ones reset mid-stream.
   await Promise.all(Array.from({ length: 60 }, roundTrip));
+  const acceptedBefore = echo.accepted;
   for (let i = 0; i < 30; i++) clients.push(await connect(lb.port));
-  await delay(100);
+  await waitUntil(() => echo.accepted >= acceptedBefore + 30, "30 open connections through lb");
   ok(countFds(pid)! > baseline, "open connections show up as descriptors");
   for (const client of clients) client.close();
   // Clients that leave before the backend connect completes.
@@ -376,8 +396,7 @@ Deno.test("lb on SIGTERM stops accepting, lets an open connection finish, exits 
   await writeAll(client, encoder.encode("before"));
   assertEquals(decoder.decode(await readExactly(client, 6)), "before");
   lb.child.kill("SIGTERM");
-  await lb.waitFor(/stopped accepting/);
-  // The log line comes as the listener closes: poll until connects are refused.
+  // Poll until connects are refused (one accepted before the signal landed is closed at once).
   await waitUntil(async () => {
     try {
       closeQuietly(await connect(lb.port));
@@ -491,14 +510,20 @@ Deno.test("lb on SIGTERM does not wait out a backend connect that hangs", async 
   }
   await using lb = await startLb([
     ...FRONT,
+    ...ADMIN,
     "--connect-timeout",
     "20s",
     "--drain-timeout",
     "300ms",
     ...backendArgs(hanging.port),
   ]);
+  const admin = await adminPort(lb);
   using _client = await connect(lb.port);
-  await delay(300); // lb is dialling now
+  await waitForStats(
+    admin,
+    "lb dialling the backend",
+    (s) => s.frontends[0]!.backends[0]!.active === 1,
+  );
   const started = Date.now();
   lb.child.kill("SIGTERM");
   const status = await withTimeout(lb.status, 15_000, "lb to exit");

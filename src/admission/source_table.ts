@@ -160,10 +160,10 @@ class Entry {
  * ```
  */
 export class SourceTable {
-  #maxOpen: number;
-  #count: number;
+  #maxOpen = 0;
+  #count = 0;
   /** 0 when there is no rate limit. */
-  #windowMs: number;
+  #windowMs = 0;
   #capacity: number;
   #now: () => number;
   #entries = new Map<string, Entry>();
@@ -181,9 +181,23 @@ export class SourceTable {
    * @throws {RangeError} When a limit is out of range.
    */
   constructor(options: SourceTableOptions = {}) {
-    const { maxOpen = 0, rate = null, capacity = DEFAULT_SOURCE_TABLE_SIZE } = options;
-    _check("maxOpen", maxOpen, Number.isSafeInteger(maxOpen) && maxOpen >= 0, "0 or more");
+    const { capacity = DEFAULT_SOURCE_TABLE_SIZE } = options;
     _check("capacity", capacity, Number.isSafeInteger(capacity) && capacity >= 1, "1 or more");
+    this.#capacity = capacity;
+    this.#now = options.now ?? (() => performance.now());
+    this.configure(options);
+  }
+
+  /**
+   * Takes new limits (a reload) and keeps what the table knows of each
+   * source. Open connections are counted only while `maxOpen` is set, so a
+   * limit turned on counts from then on.
+   *
+   * @throws {RangeError} On a limit out of range.
+   */
+  configure(options: Pick<SourceTableOptions, "maxOpen" | "rate">): void {
+    const { maxOpen = 0, rate = null } = options;
+    _check("maxOpen", maxOpen, Number.isSafeInteger(maxOpen) && maxOpen >= 0, "0 or more");
     if (rate !== null) {
       const { count, windowMs } = rate;
       const countOk = Number.isInteger(count) && count >= 1 && count <= MAX_RATE_COUNT;
@@ -194,8 +208,6 @@ export class SourceTable {
     this.#maxOpen = maxOpen;
     this.#count = rate?.count ?? 0;
     this.#windowMs = rate?.windowMs ?? 0;
-    this.#capacity = capacity;
-    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Sources tracked now, at most the capacity. */

@@ -34,6 +34,16 @@ export interface FrontendConfig {
   backends: BackendConfig[];
   /** Require a PROXY v1/v2 header on every connection; absent is off. */
   acceptProxy?: AcceptProxyConfig;
+  /** CIDRs let in (all others refused); absent uses the global `allow`. */
+  allow?: string[];
+  /** CIDRs refused (wins over allow); absent uses the global `deny`. */
+  deny?: string[];
+}
+
+/** New connections per window, as `--conn-rate-per-source 20/1s` gives it. */
+export interface RateConfig {
+  count: number;
+  windowMs: number;
 }
 
 /** Active health checks (TCP connect), HAProxy's `check inter rise fall`. */
@@ -67,6 +77,25 @@ export interface Config {
   drainTimeout: number;
   /** Admin HTTP endpoint; null is off. @default null */
   admin: HostPort | null;
+  /**
+   * A file holding the token admin requests must carry (`Authorization:
+   * Bearer TOKEN`); null needs none, allowed only on a loopback admin address. @default null
+   */
+  adminTokenFile: string | null;
+  /** Allow a non-loopback admin address without a token file (warned at start). @default false */
+  adminInsecure: boolean;
+  /** CIDRs let in by frontends without their own `allow`; empty lets in any. @default [] */
+  allow: string[];
+  /** CIDRs refused by frontends without their own `deny`. @default [] */
+  deny: string[];
+  /** Most open connections from one client source; 0 is no limit. @default 0 */
+  maxConnsPerSource: number;
+  /** Most new connections from one client source per sliding window; null is no limit. @default null */
+  connRatePerSource: RateConfig | null;
+  /** Most client sources tracked for the two limits above. @default 100000 */
+  sourceTableSize: number;
+  /** IPv6 clients within one prefix of this length count as one source. @default 64 */
+  sourceIPv6Prefix: number;
   /** Access log format. @default "text" */
   log: LogFormat;
   /** Access log file instead of stdout. @default null */
@@ -77,6 +106,18 @@ export interface Config {
 
 /** The front-end port when none is given, like the seed's `-f` default. */
 export const DEFAULT_FRONTEND_PORT = 8080;
+
+/**
+ * `frontend` with the global `allow`/`deny` lists where it has none of its
+ * own: what the connection path applies.
+ */
+export function frontendWithDefaults(frontend: FrontendConfig, config: Config): FrontendConfig {
+  return {
+    ...frontend,
+    allow: frontend.allow ?? config.allow,
+    deny: frontend.deny ?? config.deny,
+  };
+}
 
 /** `--accept-proxy`'s settings when only the flag is given. */
 export function defaultAcceptProxy(): AcceptProxyConfig {
@@ -94,6 +135,14 @@ export function defaultConfig(): Config {
     maxConns: 0,
     drainTimeout: 30_000,
     admin: null,
+    adminTokenFile: null,
+    adminInsecure: false,
+    allow: [],
+    deny: [],
+    maxConnsPerSource: 0,
+    connRatePerSource: null,
+    sourceTableSize: 100_000,
+    sourceIPv6Prefix: 64,
     log: "text",
     logFile: null,
     workers: 1,

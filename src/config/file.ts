@@ -34,6 +34,7 @@ import {
 import { parseDuration } from "./duration.ts";
 import { parseHostPort } from "./host_port.ts";
 import { LIMITS, readInt } from "./limits.ts";
+import { readRate } from "./rate.ts";
 
 /**
  * Turns JSONC into JSON: `//` and `/* *\/` comments become spaces (newlines
@@ -180,11 +181,19 @@ const TOP_KEYS = [
   "maxConns",
   "drainTimeout",
   "admin",
+  "adminTokenFile",
+  "adminInsecure",
+  "allow",
+  "deny",
+  "maxConnsPerSource",
+  "connRatePerSource",
+  "sourceTableSize",
+  "sourceIPv6Prefix",
   "log",
   "logFile",
   "workers",
 ];
-const FRONTEND_KEYS = ["name", "listen", "balance", "backends", "acceptProxy"];
+const FRONTEND_KEYS = ["name", "listen", "balance", "backends", "acceptProxy", "allow", "deny"];
 const ACCEPT_PROXY_KEYS = ["timeout", "from"];
 const BACKEND_KEYS = ["host", "port", "weight", "backup", "maxConn", "proxy"];
 const HEALTH_KEYS = ["interval", "timeout", "rise", "fall"];
@@ -223,6 +232,33 @@ function _config(data: unknown): Config {
   if (has("admin")) {
     config.admin = root.admin === null ? null : _hostPort(root.admin, "admin", "127.0.0.1");
   }
+  if (has("adminTokenFile")) {
+    config.adminTokenFile = root.adminTokenFile === null
+      ? null
+      : _string(root.adminTokenFile, "adminTokenFile");
+  }
+  if (has("adminInsecure")) config.adminInsecure = _bool(root.adminInsecure, "adminInsecure");
+  for (const list of ["allow", "deny"] as const) {
+    if (has(list)) config[list] = _strings(root[list], list);
+  }
+  if (has("maxConnsPerSource")) {
+    config.maxConnsPerSource = _int(
+      root.maxConnsPerSource,
+      "maxConnsPerSource",
+      "maxConnsPerSource",
+    );
+  }
+  if (has("connRatePerSource")) {
+    config.connRatePerSource = root.connRatePerSource === null
+      ? null
+      : readRate(_string(root.connRatePerSource, "connRatePerSource"), "connRatePerSource");
+  }
+  if (has("sourceTableSize")) {
+    config.sourceTableSize = _int(root.sourceTableSize, "sourceTableSize", "sourceTableSize");
+  }
+  if (has("sourceIPv6Prefix")) {
+    config.sourceIPv6Prefix = _int(root.sourceIPv6Prefix, "sourceIPv6Prefix", "sourceIPv6Prefix");
+  }
   if (has("log")) config.log = root.log as LogFormat; // checked with the rest in validateConfig
   if (has("logFile")) {
     config.logFile = root.logFile === null ? null : _string(root.logFile, "logFile");
@@ -253,6 +289,8 @@ function _frontend(data: unknown, path: string, index: number): FrontendConfig {
     ? []
     : _array(f.backends, `${path}.backends`).map((b, i) => _backend(b, `${path}.backends[${i}]`));
   const frontend: FrontendConfig = { name, listen, balance, backends };
+  if (f.allow !== undefined) frontend.allow = _strings(f.allow, `${path}.allow`);
+  if (f.deny !== undefined) frontend.deny = _strings(f.deny, `${path}.deny`);
   if (f.acceptProxy !== undefined && f.acceptProxy !== false) {
     frontend.acceptProxy = _acceptProxy(f.acceptProxy, `${path}.acceptProxy`);
   }
@@ -292,6 +330,11 @@ function _acceptProxy(data: unknown, path: string): AcceptProxyConfig {
     accept.from = _array(a.from, `${path}.from`).map((c, i) => _string(c, `${path}.from[${i}]`));
   }
   return accept;
+}
+
+/** An array of non-empty strings (CIDRs, checked in validateConfig). */
+function _strings(data: unknown, path: string): string[] {
+  return _array(data, path).map((item, i) => _string(item, `${path}[${i}]`));
 }
 
 function _proxyVersion(data: unknown, path: string): ProxyVersion {

@@ -29,6 +29,9 @@ Options:
       --max-conns N            most client connections at once, 0 is no limit (default: 0)
       --drain-timeout DUR      on SIGTERM, wait this long for open connections (default: 30s)
       --admin [HOST:]PORT      admin HTTP endpoint: /metrics, /stats, stats page (default: off)
+      --admin-token-file PATH  admin requests need "Authorization: Bearer TOKEN", TOKEN the
+                               file's content; required when --admin is not loopback
+      --admin-insecure         allow --admin on a non-loopback address without a token
       --log FORMAT             access log: text, json or off (default: text)
       --log-file PATH          write the access log to PATH instead of stdout
       --config PATH            read a JSON (JSONC) config file; flags override it
@@ -37,6 +40,12 @@ Options:
       --accept-proxy           require a PROXY protocol v1/v2 header on every connection
       --proxy-timeout DUR      bound on the wait for that header (default: 3s)
       --proxy-from CIDR        peers allowed to send it, repeatable (default: any)
+      --allow CIDR             let in only clients in these ranges, repeatable (default: any)
+      --deny CIDR              refuse clients in these ranges, repeatable; wins over --allow
+      --max-conns-per-source N  most open connections from one client (default: 0, no limit)
+      --conn-rate-per-source N/DUR  most new connections from one client per window, e.g. 20/1s
+      --source-table-size N    most clients tracked for those two limits (default: 100000)
+      --source-ipv6-prefix N   IPv6 clients in one /N count as one client (default: 64)
   -h, --help                   print this help
   -v, --version                print the version
 
@@ -63,12 +72,20 @@ const OPTIONS = {
   "max-conns": { type: "string" },
   "drain-timeout": { type: "string" },
   admin: { type: "string" },
+  "admin-token-file": { type: "string" },
+  "admin-insecure": { type: "boolean" },
   log: { type: "string" },
   "log-file": { type: "string" },
   config: { type: "string" },
   check: { type: "boolean" },
   workers: { type: "string" },
   "accept-proxy": { type: "boolean" },
+  allow: { type: "string", multiple: true },
+  deny: { type: "string", multiple: true },
+  "max-conns-per-source": { type: "string" },
+  "conn-rate-per-source": { type: "string" },
+  "source-table-size": { type: "string" },
+  "source-ipv6-prefix": { type: "string" },
   "proxy-timeout": { type: "string" },
   "proxy-from": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },

@@ -29,6 +29,12 @@ export const LIMITS = {
   maxConns: { min: 0, max: 10_000_000 },
   /** `--workers`, `workers`. */
   workers: { min: 1, max: 256 },
+  /** `--max-conns-per-source`, `maxConnsPerSource`; 0 is no limit. */
+  maxConnsPerSource: { min: 0, max: 1_000_000 },
+  /** `--source-table-size`, `sourceTableSize`: most client sources tracked at once. */
+  sourceTableSize: { min: 1, max: 10_000_000 },
+  /** `--source-ipv6-prefix`, `sourceIPv6Prefix`: IPv6 clients in one such prefix count as one source. */
+  sourceIPv6Prefix: { min: 1, max: 128 },
 } as const satisfies Record<string, IntLimit>;
 
 /**

@@ -13,6 +13,7 @@ import {
   type LogFormat,
 } from "./config.ts";
 import { ConfigError } from "../common/errors.ts";
+import { readRate } from "./rate.ts";
 import { parseDuration } from "./duration.ts";
 import { loadConfigFile } from "./file.ts";
 import type { FlagName, Flags } from "./flags.ts";
@@ -74,6 +75,12 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));
     names.setByFlag("frontends[0].backends", "-p/--backend");
   }
+  for (const list of ["allow", "deny"] as const) {
+    const cidrs = v[list] as string[] | undefined;
+    if (!cidrs) continue;
+    config[list] = cidrs;
+    names.setByFlag(list, `--${list}`);
+  }
   if (v["accept-proxy"] === true) {
     first.acceptProxy ??= defaultAcceptProxy();
     names.setByFlag("frontends[0].acceptProxy", "--accept-proxy");
@@ -111,7 +118,12 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     ["max-conns", "maxConns", int(LIMITS.maxConns)],
     ["drain-timeout", "drainTimeout", duration],
     ["workers", "workers", int(LIMITS.workers)],
+    ["max-conns-per-source", "maxConnsPerSource", int(LIMITS.maxConnsPerSource)],
+    ["conn-rate-per-source", "connRatePerSource", readRate],
+    ["source-table-size", "sourceTableSize", int(LIMITS.sourceTableSize)],
+    ["source-ipv6-prefix", "sourceIPv6Prefix", int(LIMITS.sourceIPv6Prefix)],
     ["admin", "admin", (text, flag) => parseHostPort(text, flag, "127.0.0.1", true)],
+    ["admin-token-file", "adminTokenFile", (text) => text],
     ["log", "log", (text) => text as LogFormat],
     ["log-file", "logFile", (text) => text],
   ];
@@ -120,6 +132,10 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     if (text === undefined) continue;
     _set(config, path, read(text, `--${flag}`));
     names.setByFlag(path, `--${flag}`);
+  }
+  if (v["admin-insecure"] === true) {
+    config.adminInsecure = true;
+    names.setByFlag("adminInsecure", "--admin-insecure");
   }
   return config;
 }

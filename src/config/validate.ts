@@ -9,6 +9,7 @@ import { formatHostPort } from "../common/address.ts";
 import { ConfigError, describe } from "../common/errors.ts";
 import { parseCidr } from "../admission/cidr.ts";
 import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
+import { isLoopback } from "../observability/admin_guard.ts";
 import type { Config } from "./config.ts";
 
 const LOG_FORMATS = ["text", "json", "off"];
@@ -72,6 +73,18 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
         `pools and counters, and the admin endpoint would show one worker's share`,
     );
   }
+  if (
+    config.admin && !isLoopback(config.admin.hostname) && config.adminTokenFile === null &&
+    !config.adminInsecure
+  ) {
+    throw new ConfigError(
+      `${names.name("admin")} ${formatHostPort(config.admin)} is not a loopback address: anyone ` +
+        `who can reach it could drain backends and reload lb; give --admin-token-file PATH ` +
+        `(or --admin-insecure to allow it without one)`,
+    );
+  }
+  _cidrs(config.allow, "allow", names);
+  _cidrs(config.deny, "deny", names);
   _unique(config.frontends.map((f) => f.name), "frontends", ".name", names);
   const listens = config.frontends.map((f) => f.listen.port === 0 ? "" : formatHostPort(f.listen));
   _unique(listens, "frontends", ".listen", names);
@@ -84,16 +97,9 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
         }`,
       );
     }
-    frontend.acceptProxy?.from.forEach((cidr, k) => {
-      const name = names.isFlag(`${path}.acceptProxy.from`)
-        ? "--proxy-from"
-        : names.name(`${path}.acceptProxy.from[${k}]`);
-      try {
-        parseCidr(cidr, name);
-      } catch (error) {
-        throw new ConfigError(describe(error), { cause: error });
-      }
-    });
+    _cidrs(frontend.acceptProxy?.from ?? [], `${path}.acceptProxy.from`, names);
+    _cidrs(frontend.allow ?? [], `${path}.allow`, names);
+    _cidrs(frontend.deny ?? [], `${path}.deny`, names);
     // A backend's `host:port` is its id in metrics, admin URLs and reloads.
     const ids = frontend.backends.map((b) => formatHostPort(b));
     if (names.isFlag(`${path}.backends`)) {
@@ -111,6 +117,18 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
     }
   });
   return config;
+}
+
+/** Checks every CIDR of the list at `path`, naming the flag or the entry. */
+function _cidrs(list: readonly string[], path: string, names: FieldNames): void {
+  list.forEach((cidr, k) => {
+    const name = names.isFlag(path) ? names.name(path) : names.name(`${path}[${k}]`);
+    try {
+      parseCidr(cidr, name);
+    } catch (error) {
+      throw new ConfigError(describe(error), { cause: error });
+    }
+  });
 }
 
 /** Throws on the first value in `values` seen before ("" is never a repeat). */

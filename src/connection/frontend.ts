@@ -4,6 +4,7 @@ import type { Gate } from "./gate.ts";
 import { Pool } from "../balancing/pool.ts";
 import { describe } from "../common/errors.ts";
 import { acceptProxy } from "./accept_proxy.ts";
+import { accessPolicy } from "./admission.ts";
 import { proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
 
@@ -80,10 +81,14 @@ export class Frontend {
     await oldLoop;
   }
 
-  /** Takes the per-frontend settings of `config` (start, reload): `--accept-proxy`. */
+  /**
+   * Takes the per-frontend settings of `config` (start, reload): `--accept-proxy`
+   * and the allow/deny lists (the global ones already filled in where the
+   * frontend has none: `frontendWithDefaults`).
+   */
   configureFrontend(config: FrontendConfig): void {
     const accept = config.acceptProxy ? acceptProxy(config.acceptProxy) : undefined;
-    this.#proxyCtx = { ...this.#proxyCtx, acceptProxy: accept };
+    this.#proxyCtx = { ...this.#proxyCtx, acceptProxy: accept, policy: accessPolicy(config) };
   }
 
   /** One line for the log: `frontend NAME listening on ADDR -> BACKENDS (STRATEGY)`. */
@@ -126,10 +131,13 @@ export class Frontend {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopped || listener !== this.listener) return;
-        // A client that reset before accept, or out of descriptors: the loop goes on.
-        const hint = outOfFds(error) ? " (raise the soft limit, ulimit -n: 2 per connection)" : "";
+        // A client that reset before accept (ENOTCONN, ECONNABORTED), or out of descriptors:
+        // the loop goes on. Only the latter waits, for a descriptor to free; a wait after
+        // each reset would let a burst of resets hold up every client queued behind it.
+        const fds = outOfFds(error);
+        const hint = fds ? " (raise the soft limit, ulimit -n: 2 per connection)" : "";
         logger.limited(`accept:${this.name}`, "accept", `${this.addr}: ${describe(error)}${hint}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        if (fds) await new Promise((resolve) => setTimeout(resolve, 10));
         continue;
       }
       this.#serve(conn);

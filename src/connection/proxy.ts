@@ -5,6 +5,8 @@ import type { Logger } from "../observability/log.ts";
 import type { Pool } from "../balancing/pool.ts";
 import { helloFor, writeAll } from "./hello.ts";
 import { type AcceptProxy, acceptProxyHeader } from "./accept_proxy.ts";
+import { admit, type SourceLimits } from "./admission.ts";
+import type { AccessPolicy } from "../admission/policy.ts";
 import { pump } from "./pump.ts";
 import type { Session } from "./session.ts";
 
@@ -13,6 +15,10 @@ export interface ProxyContext {
   pool: Pool;
   /** Require a PROXY header first (`--accept-proxy`); undefined is off. */
   acceptProxy?: AcceptProxy | undefined;
+  /** The frontend's allow/deny lists; undefined lets everyone in. */
+  policy?: AccessPolicy | undefined;
+  /** Per-source limits over all frontends; undefined (or not enabled) is none. */
+  sources?: SourceLimits | undefined;
   logger: Logger;
   /** Bound on one backend connect, ms. */
   connectTimeout: number;
@@ -29,6 +35,17 @@ export interface ProxyContext {
  */
 export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
   if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
+  const source = admit(session, ctx.policy, ctx.sources, ctx.logger);
+  if (source === undefined) return;
+  try {
+    await _proxy(session, ctx);
+  } finally {
+    if (source !== "") ctx.sources!.release(source);
+  }
+}
+
+/** The connection once admitted: pick and connect, say hello, pump. */
+async function _proxy(session: Session, ctx: ProxyContext): Promise<void> {
   const upstream = await connectBackend(session, ctx);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;

@@ -5,11 +5,21 @@ import { listen } from "../connection/listen.ts";
 import type { Session } from "../connection/session.ts";
 import { Health, HealthChecker } from "../balancing/health.ts";
 import type { Backend } from "../balancing/backend.ts";
-import type { FrontendConfig } from "../config/config.ts";
+import { type FrontendConfig, frontendWithDefaults } from "../config/config.ts";
+import { SourceLimits } from "../connection/admission.ts";
 import type { Logger } from "../observability/log.ts";
 
 /** Config fields a reload leaves as they are: they need a restart. */
-export const RESTART_ONLY = ["admin", "log", "logFile", "workers"] as const;
+export const RESTART_ONLY = [
+  "admin",
+  "adminTokenFile",
+  "adminInsecure",
+  "log",
+  "logFile",
+  "workers",
+  "sourceTableSize",
+  "sourceIPv6Prefix",
+] as const;
 
 /** With `--workers` above 1 every thread listens on the same ports (SO_REUSEPORT, `--unstable-net`). */
 function _reuse(config: Config): boolean {
@@ -19,6 +29,62 @@ function _reuse(config: Config): boolean {
 /** Each of `workers` threads admits its share of `maxConns` (0, no limit, stays 0). */
 export function gateShare(maxConns: number, workers: number): number {
   return maxConns > 0 && workers > 1 ? Math.ceil(maxConns / workers) : maxConns;
+}
+
+/** How the latest reload ended, as `/stats` shows it. */
+export interface ReloadOutcome {
+  /** Whether the new config took effect; when false the old one kept serving. */
+  ok: boolean;
+  /** The reload's one line: what changed, or why it was rejected. */
+  message: string;
+  /** When it finished, ISO 8601. */
+  time: string;
+}
+
+/**
+ * What reloads (SIGHUP, `POST /reload`) came to: a count per result and the
+ * latest outcome. Kept by {@link Lb}, written only by `reloadFromFlags`
+ * through {@link ReloadStats.record}, read by metrics (`lb_reloads_total`,
+ * `/stats` `reloads`).
+ *
+ * @example
+ * ```ts
+ * const reloads = new ReloadStats();
+ * reloads.record({ ok: false, message: "rejected, old config kept: ..." });
+ * reloads.rejected; // 1
+ * ```
+ */
+export class ReloadStats {
+  #applied = 0;
+  #rejected = 0;
+  #last: ReloadOutcome | null = null;
+
+  /** Reloads that took effect. */
+  get applied(): number {
+    return this.#applied;
+  }
+
+  /** Reloads refused: the config serving before kept serving. */
+  get rejected(): number {
+    return this.#rejected;
+  }
+
+  /** The latest reload's outcome; null before the first. */
+  get last(): Readonly<ReloadOutcome> | null {
+    return this.#last;
+  }
+
+  /**
+   * Counts one finished reload.
+   *
+   * @param result Whether it applied, and its one-line message.
+   * @param now When it finished, ms since the epoch. @default Date.now()
+   */
+  record(result: { ok: boolean; message: string }, now: number = Date.now()): void {
+    if (result.ok) this.#applied++;
+    else this.#rejected++;
+    this.#last = { ok: result.ok, message: result.message, time: new Date(now).toISOString() };
+  }
 }
 
 /**
@@ -37,6 +103,8 @@ export class Lb implements AsyncDisposable {
   readonly checker: HealthChecker;
   readonly started = Date.now();
   readonly logger: Logger;
+  /** What reloads came to; `reloadFromFlags` records each one here. */
+  readonly reloads = new ReloadStats();
   #config: Config;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #ctx: FrontendContext;
@@ -44,6 +112,7 @@ export class Lb implements AsyncDisposable {
   #retired = new Set<Frontend>();
   #queue: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  #draining = false;
 
   private constructor(config: Config, frontends: Frontend[], ctx: FrontendContext, health: Health) {
     this.#config = config;
@@ -65,6 +134,7 @@ export class Lb implements AsyncDisposable {
     const health = new Health(config.health, logger);
     const ctx: FrontendContext = {
       gate: new Gate(gateShare(config.maxConns, config.workers)),
+      sources: new SourceLimits(config),
       logger,
       onEnd,
       connectTimeout: config.connectTimeout,
@@ -74,7 +144,8 @@ export class Lb implements AsyncDisposable {
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        frontends.push(new Frontend(frontend, listen(frontend.listen, _reuse(config)), ctx));
+        const listener = listen(frontend.listen, _reuse(config));
+        frontends.push(new Frontend(frontendWithDefaults(frontend, config), listener, ctx));
       }
     } catch (error) {
       for (const frontend of frontends) frontend.listener.close();
@@ -110,6 +181,14 @@ export class Lb implements AsyncDisposable {
     return this.#stopping;
   }
 
+  /**
+   * Whether `shutdown` has closed every listener for good and now waits for
+   * the open connections (SIGINT/SIGTERM): shown in `/stats` and `lb_draining`.
+   */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   /** Connections open now over all frontends, retired ones included. */
   get open(): number {
     let open = 0;
@@ -134,6 +213,11 @@ export class Lb implements AsyncDisposable {
     return new Frontend(config, listener, this.#ctx);
   }
 
+  /** Per-source limits over every frontend (`--max-conns-per-source`, `--conn-rate-per-source`). */
+  get sources(): SourceLimits {
+    return this.#ctx.sources!;
+  }
+
   /** Opens a listener the way this lb's frontends listen (SO_REUSEPORT with workers). */
   listen(config: FrontendConfig): Deno.TcpListener {
     return listen(config.listen, _reuse(this.#config));
@@ -153,6 +237,7 @@ export class Lb implements AsyncDisposable {
     for (const frontend of retired) this.#retired.add(frontend);
     this.gate.limit = gateShare(next.maxConns, this.#config.workers);
     this.gate.wakeAll();
+    this.sources.configure(next);
     if (next.idleTimeout !== this.#config.idleTimeout) this.#startIdleSweep(next.idleTimeout);
     if (next.health.interval <= 0 && this.checker.running) await this.checker.stop();
     this.health.configure(next.health, this.#backends());
@@ -180,6 +265,7 @@ export class Lb implements AsyncDisposable {
     await this.#queue; // a reload in flight has committed: its listeners are closed too
     await Promise.all([stopped, ...this.frontends.map((f) => f.stop())]);
     this.gate.wakeAll();
+    this.#draining = true;
     const deadline = Date.now() + drainMs;
     if (this.open > 0) {
       this.logger.log("lb", `draining ${this.open} open connection(s), up to ${drainMs}ms`);

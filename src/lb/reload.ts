@@ -8,7 +8,7 @@ import type { Backend } from "../balancing/backend.ts";
 import { Pool } from "../balancing/pool.ts";
 import { formatHostPort, type HostPort } from "../common/address.ts";
 import { describe } from "../common/errors.ts";
-import type { Config, FrontendConfig } from "../config/config.ts";
+import { type Config, type FrontendConfig, frontendWithDefaults } from "../config/config.ts";
 import type { Flags } from "../config/flags.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Frontend } from "../connection/frontend.ts";
@@ -25,7 +25,8 @@ export interface ReloadResult {
 /**
  * Re-reads the config the way lb started (`flags.config`, then the flags on
  * top), and applies it to `lb`. Never throws and never half-applies: on any
- * problem the old config keeps serving. Logs one `reload:` line either way.
+ * problem the old config keeps serving. Logs one `reload:` line either way
+ * and records the outcome in `lb.reloads` (`/stats`, `lb_reloads_total`).
  *
  * @param lb The running lb.
  * @param flags The command line lb was started with.
@@ -49,6 +50,7 @@ export async function reloadFromFlags(
     result = { ok: false, message: `rejected, old config kept: ${describe(error)}` };
   }
   lb.logger.log("reload", result.message);
+  lb.reloads.record(result);
   return result;
 }
 
@@ -120,7 +122,7 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
     let frontend = current.get(config.name);
     if (frontend) {
       frontend.pool = pool.pool;
-      frontend.configureFrontend(config);
+      frontend.configureFrontend(frontendWithDefaults(config, next));
       changes.push(...pool.changes.map((c) => `${config.name} ${c}`));
       if (listener) {
         const from = frontend.addr;
@@ -129,7 +131,7 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
         changes.push(`${config.name} moved ${from}->${frontend.addr}`);
       }
     } else {
-      frontend = lb.createFrontend(config, listener!);
+      frontend = lb.createFrontend(frontendWithDefaults(config, next), listener!);
       frontend.pool = pool.pool;
       frontend.start();
       lb.logger.log("lb", frontend.describe());

@@ -3,6 +3,7 @@ import { VERSION } from "../common/version.ts";
 import type { Config } from "../config/config.ts";
 import { type Flags, parseFlags, USAGE } from "../config/flags.ts";
 import { loadConfig } from "../config/load.ts";
+import { readAdminToken } from "../observability/admin_guard.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
 import { Workers } from "../workers/worker.ts";
 import { serve } from "./serve.ts";
@@ -20,12 +21,14 @@ function print(line: string): void {
  * @param args Command-line arguments.
  * @returns The exit status: 0 after a clean stop (or `--help`, `--version`,
  * `--check`), 1 when a listener, the access log or a worker cannot start, 2
- * on bad flags or config. (A forced exit on a second signal is 1; an internal
- * error is 70, set by main.ts.)
+ * on bad flags or config (an unreadable config or admin token file
+ * included). (A forced exit on a second signal is 1; an internal error is
+ * 70, set by main.ts.)
  */
 export async function run(args: string[]): Promise<number> {
   let flags: Flags | undefined;
   let config: Config;
+  let adminToken: string | undefined;
   try {
     flags = parseFlags(args);
     if (flags.help) {
@@ -37,6 +40,9 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     config = await loadConfig(flags);
+    if (config.admin && config.adminTokenFile !== null) {
+      adminToken = await readAdminToken(config.adminTokenFile);
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // One line (the usage text only where the seed printed it: no backends).
@@ -55,6 +61,7 @@ export async function run(args: string[]): Promise<number> {
   return await serve(config, {
     flags,
     logger: new Logger(),
+    adminToken,
     ...(config.workers > 1 ? { startWorkers: (lb) => Workers.start(config, lb, args) } : {}),
   });
 }

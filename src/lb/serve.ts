@@ -40,6 +40,8 @@ export interface ServeOptions {
   onReady?: () => void;
   /** Where the one line goes when something cannot start. @default `lb: LINE` on stderr */
   onFailure?: (message: string) => void;
+  /** The admin token read from `--admin-token-file` (main thread). @default none needed */
+  adminToken?: string | undefined;
 }
 
 const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -114,6 +116,7 @@ async function _serve(
         metrics,
         logger,
         reload: () => reloadFromFlags(lb, flags, options.adjust),
+        token: options.adminToken,
       });
     } catch (error) {
       return fail(`cannot listen on admin ${formatHostPort(config.admin)}: ${describe(error)}`);
@@ -135,6 +138,7 @@ async function _serve(
   options.onReady?.();
 
   const received = await stopSignal;
+  admin?.draining(`${received} received`); // /ready answers 503 from now on
   if (main) _exitOnSecondSignal(lb, accessLog, logger);
   // Deno closes a listener's socket once its pending accept has ended: wait
   // for that, so that "stopped accepting" is true when it is logged.

@@ -1,6 +1,10 @@
 /**
  * The admin HTTP endpoint (`--admin`): `/metrics`, `/stats`, the stats page,
- * and operator actions (drain or enable a backend, reload).
+ * operator actions (drain or enable a backend, reload), and the probes
+ * `/healthz` and `/ready`. With a token (`--admin-token-file`) every route
+ * but the probes and the page at `/` (which holds no data and asks for the
+ * token) needs `Authorization: Bearer TOKEN`; every route, probes
+ * included, needs a `Host` that names the admin itself (see admin_guard.ts).
  * @module
  */
 import { formatAddr, type HostPort } from "../common/address.ts";
@@ -9,6 +13,8 @@ import type { Logger } from "./log.ts";
 import type { Metrics, MetricsSource } from "./metrics.ts";
 import { describe } from "../common/errors.ts";
 import { STATS_PAGE } from "./stats_page.ts";
+import { AdminHttp, type HttpLimits } from "./admin_http.ts";
+import { allowedHosts, bearerMatches, isLoopback } from "./admin_guard.ts";
 
 /** Reloads the configuration: whether it applied, and one line for the operator. */
 export type ReloadHook = () => Promise<{ ok: boolean; message: string }>;
@@ -21,44 +27,90 @@ export interface AdminOptions {
   logger: Logger;
   /** Called by `POST /reload`; without it that route answers 501. */
   reload?: ReloadHook | undefined;
+  /**
+   * The token every request but `/healthz` and `/ready` must carry as
+   * `Authorization: Bearer TOKEN` (see `readAdminToken`). @default none needed
+   */
+  token?: string | undefined;
+  /** Bounds on each admin connection. @default HTTP_LIMITS */
+  limits?: Partial<HttpLimits> | undefined;
+}
+
+/** What {@link handle} knows of the connection a request came on. */
+export interface RequestContext {
+  /** The `Host` values to answer (lower case); others get 421. @default any */
+  hosts?: readonly string[] | undefined;
+  /** The client, for log lines. */
+  remote?: string | undefined;
+  /** Why `/ready` answers 503 whatever the backends (starting, draining). @default none */
+  notReady?: string | undefined;
 }
 
 /** A running admin endpoint. Dispose (or `shutdown`) to close it. */
 export class Admin implements AsyncDisposable {
   /** Where it listens, `host:port`. */
   readonly addr: string;
-  #server: Deno.HttpServer<Deno.NetAddr>;
-  #logger: Logger;
-  #closing: Promise<void> | undefined;
+  #server: AdminHttp;
+  #listen: HostPort;
+  #options: AdminOptions;
+  #notReady: string | undefined = "starting";
 
-  private constructor(server: Deno.HttpServer<Deno.NetAddr>, logger: Logger) {
-    this.#server = server;
-    this.#logger = logger;
-    this.addr = formatAddr(server.addr);
+  private constructor(listen: HostPort, options: AdminOptions) {
+    this.#listen = listen;
+    this.#options = options;
+    this.#server = AdminHttp.listen(
+      listen,
+      (request, info) =>
+        handle(request, options, {
+          hosts: allowedHosts(listen, info.localAddr),
+          remote: formatAddr(info.remoteAddr),
+          notReady: this.#notReady,
+        }),
+      options.limits,
+    );
+    this.addr = formatAddr(this.#server.addr);
   }
 
   /**
    * Starts listening on `listen`; {@link Admin.announce} logs it.
    *
-   * @throws What `Deno.serve` throws (address in use, permission denied).
+   * @throws What `Deno.listen` throws (address in use, permission denied).
    */
   static start(listen: HostPort, options: AdminOptions): Admin {
-    const server = Deno.serve(
-      { hostname: listen.hostname, port: listen.port, onListen: () => {} },
-      (request) => handle(request, options),
-    );
-    return new Admin(server, options.logger);
+    return new Admin(listen, options);
   }
 
-  /** Logs `admin: listening on HOST:PORT` (once every listener of lb is open). */
+  /**
+   * Logs `admin: listening on HOST:PORT` (once every listener of lb is open),
+   * with a warning line when anyone who can reach it may use it (not loopback,
+   * no token: `--admin-insecure`). `/ready` may answer 200 from now on.
+   */
   announce(): void {
-    this.#logger.log("admin", `listening on ${this.addr}`);
+    const { logger, token } = this.#options;
+    logger.log("admin", `listening on ${this.addr}`);
+    if (token === undefined && !isLoopback(this.#listen.hostname)) {
+      logger.log(
+        "admin",
+        `warning: ${this.addr} is not loopback and has no --admin-token-file ` +
+          `(--admin-insecure): anyone who can reach it can drain backends and reload lb`,
+      );
+    }
+    this.#notReady = undefined;
+  }
+
+  /** From now on `/ready` answers 503 with `draining: REASON` (lb got its stop signal). */
+  draining(reason: string): void {
+    this.#notReady = `draining: ${reason}`;
+  }
+
+  /** Admin connections open now. */
+  get connections(): number {
+    return this.#server.connections;
   }
 
   /** Stops listening and closes open admin connections. Idempotent. */
   async shutdown(): Promise<void> {
-    this.#closing ??= this.#server.shutdown();
-    await this.#closing;
+    await this.#server.shutdown();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -69,15 +121,54 @@ export class Admin implements AsyncDisposable {
 const ACTION = /^\/backends\/([^/]+)\/(drain|enable)$/;
 
 /**
- * Answers one admin request.
+ * Answers one admin request: refuses a `Host` not in `context.hosts` (421),
+ * answers the probes, refuses a request without the token (401; the stats
+ * page itself, which holds no data, excepted), then routes.
  *
+ * @param request The request.
+ * @param options The admin's options: what it shows, its token.
+ * @param context What is known of the connection.
  * @returns The response; never throws.
  */
-export async function handle(request: Request, options: AdminOptions): Promise<Response> {
+export async function handle(
+  request: Request,
+  options: AdminOptions,
+  context: RequestContext = {},
+): Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
   const method = request.method;
   try {
+    const host = request.headers.get("host");
+    if (context.hosts && !context.hosts.includes(host?.toLowerCase() ?? "")) {
+      const who = context.remote ?? "a client";
+      options.logger.limited(
+        "admin:host",
+        "admin",
+        `refused ${who}: Host ${JSON.stringify(host)} does not name this admin endpoint`,
+      );
+      return json(421, { error: "the Host header does not name this admin endpoint" });
+    }
+    if (path === "/healthz" || path === "/ready") {
+      if (method !== "GET" && method !== "HEAD") return notAllowed("GET, HEAD");
+      if (path === "/healthz") return text(200, "ok");
+      const why = context.notReady ?? _notReady(options.lb);
+      return why === undefined ? text(200, "ready") : text(503, why);
+    }
+    // The page itself holds no data: it asks for the token when /stats answers 401.
+    if (
+      options.token !== undefined && path !== "/" &&
+      !await bearerMatches(request.headers.get("authorization"), options.token)
+    ) {
+      options.logger.limited(
+        "admin:token",
+        "admin",
+        `refused ${context.remote ?? "a client"}: ${method} ${path} without the admin token`,
+      );
+      return json(401, { error: "this admin endpoint needs Authorization: Bearer TOKEN" }, {
+        "www-authenticate": 'Bearer realm="lb admin"',
+      });
+    }
     if (path === "/" || path === "/metrics" || path === "/stats") {
       if (method !== "GET" && method !== "HEAD") return notAllowed("GET, HEAD");
       if (path === "/") {
@@ -167,6 +258,17 @@ function crossSite(request: Request): boolean {
   }
 }
 
+/** Why lb is not ready: a frontend with no backend up (all down or drained). */
+function _notReady(lb: MetricsSource): string | undefined {
+  if (lb.frontends.length === 0) return "no frontends";
+  for (const frontend of lb.frontends) {
+    if (!frontend.pool.backends.some((b) => b.healthy && !b.drained)) {
+      return `frontend ${frontend.name} has no backend up`;
+    }
+  }
+  return undefined;
+}
+
 /** Decodes a path segment; a malformed one becomes a name no backend has. */
 function _decode(segment: string): string {
   try {
@@ -178,6 +280,13 @@ function _decode(segment: string): string {
 
 function notAllowed(allow: string): Response {
   return json(405, { error: "method not allowed" }, { allow });
+}
+
+function text(status: number, line: string): Response {
+  return new Response(line + "\n", {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+  });
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {

@@ -2,9 +2,10 @@
  * Metrics: per frontend and per backend connection counts, bytes, failures,
  * health and a duration histogram, as Prometheus text (`/metrics`) or a JSON
  * snapshot (`/stats`). Counters are read from their owners (`Frontend`,
- * `Backend`) at scrape time, plus the bytes open connections have moved so
- * far; only the duration histograms and the end reasons are kept here, fed by
- * {@link Metrics.observe} once per finished connection.
+ * `Backend`, the `Lb`'s `ReloadStats` and drain state) at scrape time, plus
+ * the bytes open connections have moved so far; only the duration histograms
+ * and the end reasons are kept here, fed by {@link Metrics.observe} once per
+ * finished connection.
  * @module
  */
 import type { Backend } from "../balancing/backend.ts";
@@ -17,6 +18,22 @@ export interface MetricsSource {
   readonly frontends: readonly Frontend[];
   /** Start time, ms since the epoch. */
   readonly started: number;
+  /** What reloads came to (an `Lb`'s `ReloadStats`); absent counts none. */
+  readonly reloads?: Readonly<ReloadsStats>;
+  /** Whether lb has stopped accepting and drains (SIGINT/SIGTERM); absent is false. */
+  readonly draining?: boolean;
+  /** The per-source table (`--max-conns-per-source`, `--conn-rate-per-source`); absent is empty. */
+  readonly sources?: { readonly size: number; readonly evictions: number };
+}
+
+/** Reloads (SIGHUP, `POST /reload`) in a {@link StatsSnapshot}. */
+export interface ReloadsStats {
+  /** Reloads that took effect. */
+  applied: number;
+  /** Reloads refused (the old config kept serving). */
+  rejected: number;
+  /** The latest one; null before the first. */
+  last: { ok: boolean; message: string; time: string } | null;
 }
 
 /** Upper bounds of the connection duration histogram, seconds. */
@@ -110,6 +127,11 @@ export interface StatsSnapshot {
   uptimeSeconds: number;
   /** Resident set size, bytes. */
   rssBytes: number;
+  /** True once lb has stopped accepting for good and waits for open connections. */
+  draining: boolean;
+  reloads: ReloadsStats;
+  /** The per-source table: sources tracked now, and dropped to stay within its size. */
+  sources: { size: number; evictions: number };
   frontends: FrontendStats[];
 }
 
@@ -178,6 +200,13 @@ export class Metrics {
       startedAt: new Date(source.started).toISOString(),
       uptimeSeconds: Math.max(0, now - source.started) / 1000,
       rssBytes: Deno.memoryUsage().rss,
+      draining: source.draining ?? false,
+      reloads: {
+        applied: source.reloads?.applied ?? 0,
+        rejected: source.reloads?.rejected ?? 0,
+        last: source.reloads?.last ? { ...source.reloads.last } : null,
+      },
+      sources: { size: source.sources?.size ?? 0, evictions: source.sources?.evictions ?? 0 },
       frontends: source.frontends.map((f) => this.#frontendStats(f)),
     };
   }
@@ -235,6 +264,22 @@ export class Metrics {
     for (const [name, type, help, value] of PROCESS_FAMILIES) {
       out.family(name, type, help, [[{}, value(snap, source)]]);
     }
+    out.family("lb_reloads_total", "counter", "Reloads (SIGHUP, POST /reload) by result.", [
+      [{ result: "applied" }, snap.reloads.applied],
+      [{ result: "rejected" }, snap.reloads.rejected],
+    ]);
+    out.family(
+      "lb_source_table_entries",
+      "gauge",
+      "Client sources tracked for the per-source limits.",
+      [[{}, snap.sources.size]],
+    );
+    out.family(
+      "lb_source_table_evictions_total",
+      "counter",
+      "Client sources dropped to keep the per-source table within --source-table-size.",
+      [[{}, snap.sources.evictions]],
+    );
     for (const [name, type, help, value] of FRONTEND_FAMILIES) {
       out.family(name, type, help, snap.frontends.map((fe) => [{ frontend: fe.name }, value(fe)]));
     }
@@ -306,6 +351,12 @@ const PROCESS_FAMILIES: readonly Family<(snap: StatsSnapshot, source: MetricsSou
       "gauge",
       "Resident memory size in bytes.",
       (snap) => snap.rssBytes,
+    ],
+    [
+      "lb_draining",
+      "gauge",
+      "1 once lb has stopped accepting (SIGINT/SIGTERM) and drains open connections, else 0.",
+      (snap) => snap.draining ? 1 : 0,
     ],
   ];
 

@@ -2,7 +2,10 @@
  * The stats page served at `/` on the admin port: a table per frontend with
  * its backends, like HAProxy's stats page. Plain inline JavaScript fetches
  * `/stats` every second and redraws; values go in with `textContent`, so a
- * backend id or frontend name is never parsed as HTML.
+ * backend id or frontend name is never parsed as HTML. When `/stats` answers
+ * 401 (lb has `--admin-token-file`) the page asks for the token once, keeps
+ * it in the tab (sessionStorage) and sends it as `Authorization: Bearer` on
+ * every fetch and POST.
  * @module
  */
 
@@ -29,6 +32,8 @@ export const STATS_PAGE = `<!doctype html>
   tr.DRAIN td.state { background: #a8c8f0; }
   tr.DOWN td { color: #800; }
   button { font-size: 11px; }
+  #login { margin: 1em 0; padding: .6em 1em; border: 1px solid #bbb; background: #f6f6f6; }
+  #login-error { color: #b00; margin-left: .6em; }
 </style>
 </head>
 <body>
@@ -37,9 +42,40 @@ export const STATS_PAGE = `<!doctype html>
   · <span id="status">loading…</span></div>
 <noscript><p>This page needs JavaScript; the same data is at <a href="/stats">/stats</a> and
 <a href="/metrics">/metrics</a>.</p></noscript>
+<form id="login" hidden>
+  <label>Admin token <input id="token" type="password" autocomplete="current-password"
+    required></label>
+  <button type="submit">Show stats</button><span id="login-error"></span>
+</form>
 <div id="frontends"></div>
 <script>
 "use strict";
+const TOKEN_KEY = "lb-admin-token";
+let token = sessionStorage.getItem(TOKEN_KEY) || "";
+let asking = false;
+
+function authorization() {
+  return token ? { authorization: "Bearer " + token } : {};
+}
+
+function askToken(message) {
+  asking = true;
+  document.getElementById("login-error").textContent = message;
+  document.getElementById("login").hidden = false;
+  document.getElementById("status").textContent = "needs the admin token";
+  document.getElementById("token").focus();
+}
+
+document.getElementById("login").onsubmit = (event) => {
+  event.preventDefault();
+  token = document.getElementById("token").value.trim();
+  sessionStorage.setItem(TOKEN_KEY, token);
+  document.getElementById("token").value = "";
+  document.getElementById("login").hidden = true;
+  asking = false;
+  refresh();
+};
+
 const COLUMNS = ["Name", "State", "Weight", "Active", "Total", "Bytes in", "Bytes out",
   "Errors", "Check", ""];
 
@@ -75,7 +111,8 @@ function action(id, frontend, verb) {
   button.onclick = async () => {
     const url = "/backends/" + encodeURIComponent(id) + "/" + verb +
       "?frontend=" + encodeURIComponent(frontend);
-    await fetch(url, { method: "POST" });
+    const response = await fetch(url, { method: "POST", headers: authorization() });
+    if (response.status === 401) askToken("the token was refused");
     refresh();
   };
   return button;
@@ -114,9 +151,14 @@ function frontendTable(fe) {
 }
 
 async function refresh() {
+  if (asking) return;
   const status = document.getElementById("status");
   try {
-    const response = await fetch("/stats", { cache: "no-store" });
+    const response = await fetch("/stats", { cache: "no-store", headers: authorization() });
+    if (response.status === 401) {
+      askToken(token ? "the token was refused" : "");
+      return;
+    }
     if (!response.ok) throw new Error("HTTP " + response.status);
     const stats = await response.json();
     document.getElementById("version").textContent = "lb " + stats.version;

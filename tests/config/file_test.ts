@@ -68,10 +68,12 @@ Deno.test("parseConfigText reads every field", () => {
       { "name": "web", "listen": "127.0.0.1:8080", "balance": "roundrobin",
         "backends": [
           { "host": "10.0.0.5", "port": 80, "weight": 3, "maxConn": 100 },
-          { "port": 8102, "backup": true },
-          "[::1]:8103,weight=2",
-        ] },
-      { "name": "api", "listen": 9000, "backends": ["8201"] },
+          { "port": 8102, "backup": true, "proxy": "v2" },
+          "[::1]:8103,weight=2,proxy=v1",
+        ],
+        "acceptProxy": { "timeout": "2s", "from": ["10.0.0.0/8"] } },
+      { "name": "api", "listen": 9000, "backends": ["8201"], "allow": ["192.0.2.0/24"],
+        "deny": [] },
     ],
     "health": { "interval": "500ms", "timeout": 0.25, "rise": 1, "fall": 5 },
     "retries": 2,
@@ -80,9 +82,17 @@ Deno.test("parseConfigText reads every field", () => {
     "maxConns": 1000,
     "drainTimeout": 10,
     "admin": "9090",
+    "adminTokenFile": "/etc/lb/admin.token",
+    "adminInsecure": true,
     "log": "json",
     "logFile": "/var/log/lb.log",
     "workers": 2,
+    "allow": ["10.0.0.0/8"],
+    "deny": ["10.0.0.66"],
+    "maxConnsPerSource": 10,
+    "connRatePerSource": "20/1s",
+    "sourceTableSize": 5000,
+    "sourceIPv6Prefix": 56,
   }`,
     "lb.json",
   );
@@ -94,15 +104,18 @@ Deno.test("parseConfigText reads every field", () => {
         balance: "roundrobin",
         backends: [
           { hostname: "10.0.0.5", port: 80, weight: 3, backup: false, maxConn: 100 },
-          { hostname: "127.0.0.1", port: 8102, weight: 1, backup: true, maxConn: 0 },
-          { hostname: "::1", port: 8103, weight: 2, backup: false, maxConn: 0 },
+          { hostname: "127.0.0.1", port: 8102, weight: 1, backup: true, maxConn: 0, proxy: "v2" },
+          { hostname: "::1", port: 8103, weight: 2, backup: false, maxConn: 0, proxy: "v1" },
         ],
+        acceptProxy: { timeout: 2000, from: ["10.0.0.0/8"] },
       },
       {
         name: "api",
         listen: { hostname: "::", port: 9000 },
         balance: "roundrobin",
         backends: [{ hostname: "127.0.0.1", port: 8201, weight: 1, backup: false, maxConn: 0 }],
+        allow: ["192.0.2.0/24"],
+        deny: [],
       },
     ],
     health: { interval: 500, timeout: 250, rise: 1, fall: 5 },
@@ -112,9 +125,17 @@ Deno.test("parseConfigText reads every field", () => {
     maxConns: 1000,
     drainTimeout: 10_000,
     admin: { hostname: "127.0.0.1", port: 9090 },
+    adminTokenFile: "/etc/lb/admin.token",
+    adminInsecure: true,
     log: "json",
     logFile: "/var/log/lb.log",
     workers: 2,
+    allow: ["10.0.0.0/8"],
+    deny: ["10.0.0.66"],
+    maxConnsPerSource: 10,
+    connRatePerSource: { count: 20, windowMs: 1000 },
+    sourceTableSize: 5000,
+    sourceIPv6Prefix: 56,
   });
 });
 
@@ -479,6 +500,8 @@ Deno.test("lb.schema.json and the loader agree on what is wrong", async () => {
     { maxConns: 1.5 },
     { retries: "all" },
     { admin: true },
+    { adminTokenFile: "" },
+    { adminInsecure: "yes" },
     { frontend: [] },
   ];
   for (const config of bad) {
@@ -492,6 +515,8 @@ Deno.test("lb.schema.json and the loader agree on what is wrong", async () => {
     { frontends: [{ ...good, backends: ["[::1]:8101,weight=2,backup", "8102,maxconn=5"] }] },
     { health: { interval: 0, timeout: "250ms" }, drainTimeout: 0.5, idleTimeout: "1h" },
     { admin: "[::1]:9090", retries: 0 },
+    { admin: "0.0.0.0:9090", adminTokenFile: "/etc/lb/admin.token" },
+    { admin: "[::]:9090", adminInsecure: true, adminTokenFile: null },
   ];
   for (const config of fine) {
     assertEquals(validate(schema, schema, config), [], JSON.stringify(config));

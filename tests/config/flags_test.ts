@@ -144,3 +144,19 @@ Deno.test("validateConfig rejects a backend given twice (ids name it in metrics,
   rejects(["-p", "[::1]:8101", "-p", "[::1]:8101"], "[::1]:8101 is given twice");
   assertEquals(configFrom(["-p", "8101", "-p", "[::1]:8101"]).frontends[0]!.backends.length, 2);
 });
+
+Deno.test("validateConfig refuses a non-loopback --admin without --admin-token-file or --admin-insecure", () => {
+  const p = ["-p", "8101"];
+  for (const admin of ["0", "9090", "127.0.0.2:9090", "[::1]:9090", "localhost:9090"]) {
+    assertEquals(configFrom([...p, "--admin", admin]).adminTokenFile, null, admin);
+  }
+  for (const admin of ["0.0.0.0:9090", "[::]:9090", "10.0.0.5:9090", "lb.example:9090"]) {
+    rejects([...p, "--admin", admin], `--admin ${admin} is not a loopback address`);
+    const withToken = configFrom([...p, "--admin", admin, "--admin-token-file", "/etc/lb/t"]);
+    assertEquals([withToken.adminTokenFile, withToken.adminInsecure], ["/etc/lb/t", false]);
+    const insecure = configFrom([...p, "--admin", admin, "--admin-insecure"]);
+    assertEquals([insecure.adminTokenFile, insecure.adminInsecure], [null, true]);
+  }
+  rejects([...p, "--admin-insecure=yes"], "--admin-insecure takes no value");
+  rejects([...p, "--admin-token-file"], "--admin-token-file needs a value");
+});

@@ -24,6 +24,9 @@ Deno.test("LIMITS is the one table of ranges: lb.schema.json has the same bounds
     ["backends[].port", backend.port, LIMITS.port],
     ["backends[].weight", backend.weight, LIMITS.weight],
     ["backends[].maxConn", backend.maxConn, LIMITS.maxConn],
+    ["maxConnsPerSource", schema.properties.maxConnsPerSource, LIMITS.maxConnsPerSource],
+    ["sourceTableSize", schema.properties.sourceTableSize, LIMITS.sourceTableSize],
+    ["sourceIPv6Prefix", schema.properties.sourceIPv6Prefix, LIMITS.sourceIPv6Prefix],
   ];
   for (const [field, property, limit] of places) {
     assertEquals([property.minimum, property.maximum], [limit.min, limit.max], field);

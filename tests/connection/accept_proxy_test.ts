@@ -9,6 +9,7 @@ import { parseProxyHeader } from "../../src/proxy_protocol/mod.ts";
 import { startLb } from "../../support/lb_process.ts";
 import {
   adminPort,
+  exchangeFrom,
   LOOPBACK,
   readAll,
   startEchoServer,
@@ -238,7 +239,7 @@ for (const send of ["send-proxy", "send-proxy-v2"]) {
           }
         }, "haproxy listening");
         conn!.close();
-        assertEquals(await _exchangeFrom("127.0.0.2", front, "ping"), "ping");
+        assertEquals(await exchangeFrom("127.0.0.2", front, "ping"), "ping");
         await waitUntil(
           () => entries(lb.stdout).some((e) => String(e.client).startsWith("127.0.0.2:")),
           "an access log line for 127.0.0.2",
@@ -250,22 +251,6 @@ for (const send of ["send-proxy", "send-proxy-v2"]) {
       }
     },
   });
-}
-
-/** Sends `data` from `source` (Deno cannot bind a client socket) to `port`, reads to EOF. */
-async function _exchangeFrom(source: string, port: number, data: string): Promise<string> {
-  const script = "import socket,sys\n" +
-    `s=socket.create_connection(("127.0.0.1",${port}),timeout=5,source_address=("${source}",0))\n` +
-    `s.sendall(${JSON.stringify(data)}.encode());s.shutdown(socket.SHUT_WR)\n` +
-    "out=b''\nwhile True:\n  b=s.recv(65536)\n  if not b: break\n  out+=b\n" +
-    "sys.stdout.write(out.decode())\n";
-  const { stdout, success } = await new Deno.Command("python3", {
-    args: ["-c", script],
-    stdin: "null",
-    stderr: "inherit",
-  }).output();
-  ok(success, "python3 client");
-  return decoder.decode(stdout);
 }
 
 /** Whether `nginx` with the stream module runs here. */
@@ -339,7 +324,7 @@ for (const version of ["v1", "v2"]) {
             "-p",
             `${port},proxy=${version}`,
           ]);
-          const answer = await _exchangeFrom(
+          const answer = await exchangeFrom(
             "127.0.0.2",
             lb.port,
             "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
@@ -386,7 +371,7 @@ for (const version of ["v1", "v2"]) {
             "-p",
             `${port},proxy=${version}`,
           ]);
-          assertEquals(await _exchangeFrom("127.0.0.2", lb.port, ""), "127.0.0.2");
+          assertEquals(await exchangeFrom("127.0.0.2", lb.port, ""), "127.0.0.2");
         });
       } finally {
         await Deno.remove(dir, { recursive: true });

@@ -13,6 +13,7 @@ import {
   sha256,
   startEchoServer,
   tcpPair,
+  waitUntil,
   withTimeout,
   writeAll,
 } from "../_helpers.ts";
@@ -111,12 +112,12 @@ Deno.test("proxy aborted while dialling stops at once and blames no backend", as
   using _client = client;
   const session = new Session(accepted, "main");
   const proxying = proxy(session, ctx);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  const backend = ctx.pool.backends[0]!;
+  await waitUntil(() => backend.active === 1, "the dial to start"); // picked: dialling now
   session.abort("drained");
   await withTimeout(proxying, 5000, "proxy to return after abort");
   assertEquals(session.end, "drained");
   assertEquals(connects, []);
-  const backend = ctx.pool.backends[0]!;
   assertEquals([backend.active, backend.connectFailures], [0, 0]);
   assertEquals(lines.filter((l) => l.includes("error dialing")), []);
 });

@@ -2,10 +2,12 @@ import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict
 import { MAX_BUFFER, type Meter, pump } from "../../src/connection/pump.ts";
 import {
   closeQuietly,
+  concat,
   delay,
   digestAll,
   pseudoRandomBytes,
   readAll,
+  readExactly,
   sha256,
   tcpPair,
   withTimeout,
@@ -150,18 +152,19 @@ Deno.test("pump passes a source reset on as a FIN, so the destination is told", 
   // reset as end of stream, so the pump must end and half-close its
   // destination rather than wait: the backend learns the client is gone.
   await writeAll(line.front, encoder.encode("unread"));
-  await delay(50);
+  await readExactly(line.client, 1); // "unread" has arrived; the rest stays unread
+  const head = await readExactly(line.server, 10); // the pump has forwarded "last words"
   line.client.close();
   await withTimeout(pumping.catch(() => {}), 5000, "the pump ends on a reset source");
-  assertEquals(decoder.decode(await readAll(line.server)), "last words");
+  assertEquals(decoder.decode(concat([head, await readAll(line.server)])), "last words");
 });
 
 Deno.test("pump rejects when the destination resets", async () => {
   using line = await proxyLine();
   await writeAll(line.back, encoder.encode("unread"));
-  await delay(50);
+  await readExactly(line.server, 1); // "unread" has arrived; the rest stays unread
   line.server.close(); // RST: it had unread data
-  await delay(50);
+  await line.back.read(new Uint8Array(1)).catch(() => null); // back has seen the reset
   const pumping = pump(line.front, line.back, { bytes: 0 });
   const chunk = new Uint8Array(64 * 1024);
   const writing = (async () => {
@@ -180,8 +183,7 @@ Deno.test("pump rejects when the destination resets", async () => {
 
 Deno.test("pump ends when its sockets are closed under a pending read", async () => {
   using line = await proxyLine();
-  const pumping = pump(line.front, line.back, { bytes: 0 });
-  await delay(20);
+  const pumping = pump(line.front, line.back, { bytes: 0 }); // its first read is in flight now
   line.front.close();
   line.back.close();
   // Either outcome ends it; what matters is that it does not hang.

@@ -6,19 +6,23 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import type { Config } from "../../src/config/config.ts";
 import { parseConfigText } from "../../src/config/file.ts";
-import { Lb } from "../../src/lb/lb.ts";
+import { parseFlags } from "../../src/config/flags.ts";
+import { Lb, ReloadStats } from "../../src/lb/lb.ts";
 import { Logger } from "../../src/observability/log.ts";
-import { planPool, reload } from "../../src/lb/reload.ts";
+import { Metrics, type StatsSnapshot } from "../../src/observability/metrics.ts";
+import { planPool, reload, reloadFromFlags } from "../../src/lb/reload.ts";
 import { Pool } from "../../src/balancing/pool.ts";
 import { type LbProcess, startLb } from "../../support/lb_process.ts";
 import {
+  adminPort,
   closeQuietly,
-  delay,
+  fetchStats,
   freePort,
   LOOPBACK,
   readAll,
   startTcpServer,
   type TcpServer,
+  waitForStats,
   waitUntil,
   withTimeout,
   writeAll,
@@ -80,17 +84,30 @@ function frontend(name: string, listen: string, ...ports: number[]) {
   return { name, listen, backends: ports.map((port) => ({ port })) };
 }
 
-/** Sends SIGHUP and waits for the reload's log line (the n-th `reload:` line overall). */
-async function hup(lb: LbProcess, n: number): Promise<string> {
+/** An lb started with `args` and `--admin` on a free port, with that port. */
+async function startWithAdmin(args: string[]): Promise<LbProcess & { admin: number }> {
+  const lb = await startLb([...args, "--admin", `${LOOPBACK}:0`]);
+  return Object.assign(lb, { admin: await adminPort(lb) });
+}
+
+/**
+ * Sends SIGHUP and waits until `/stats` counts the n-th reload; returns its
+ * outcome (`ok`, and the message the `reload:` log line carries too).
+ */
+async function hup(
+  lb: LbProcess & { admin: number },
+  n: number,
+): Promise<NonNullable<StatsSnapshot["reloads"]["last"]>> {
   lb.child.kill("SIGHUP");
-  await waitUntil(
-    () => reloadLines(lb).length >= n,
-    `reload log line #${n}; lb said:\n${lb.stderr.join("\n")}`,
+  const stats = await waitForStats(
+    lb.admin,
+    `reload #${n}`,
+    ({ reloads }) => reloads.applied + reloads.rejected >= n,
     15_000,
   ).catch((error) => {
     throw new Error(`${error.message}\n${lb.stderr.join("\n")}`);
   });
-  return reloadLines(lb)[n - 1]!;
+  return stats.reloads.last!;
 }
 
 function reloadLines(lb: LbProcess): string[] {
@@ -139,7 +156,7 @@ Deno.test("reload under a continuous client loop: zero failed connections, old c
   await using a = namedBackend("A");
   await using b = namedBackend("B");
   await using file = await webConfig(a.port);
-  await using lb = await startLb(["--config", file.path]);
+  await using lb = await startWithAdmin(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
 
@@ -148,8 +165,11 @@ Deno.test("reload under a continuous client loop: zero failed connections, old c
     await waitUntil(() => loop.results.length >= 20, "traffic before the reload");
     // Swap A for B: a backend removed and one added.
     await file.write({ ...BASE, frontends: [frontend("web", `${LOOPBACK}:0`, b.port)] });
-    const line = await hup(lb, 1);
-    ok(/reload: applied .*web \+127\.0\.0\.1:\d+, web -127\.0\.0\.1:\d+/.test(line), line);
+    const first = await hup(lb, 1);
+    ok(
+      first.ok && /^applied .*web \+127\.0\.0\.1:\d+, web -127\.0\.0\.1:\d+/.test(first.message),
+      first.message,
+    );
     loop.mark();
     await waitUntil(
       () => loop.results.filter((r) => r.afterMark).length >= 20,
@@ -164,8 +184,10 @@ Deno.test("reload under a continuous client loop: zero failed connections, old c
         backends: [{ port: a.port }, { port: b.port, weight: 3 }],
       }],
     });
-    ok(/weight 1->3/.test(await hup(lb, 2)));
-    await delay(300);
+    const second = await hup(lb, 2);
+    ok(second.ok && /weight 1->3/.test(second.message), second.message);
+    const atSecond = loop.results.length;
+    await waitUntil(() => loop.results.length >= atSecond + 20, "traffic after the second reload");
   } finally {
     await loop.stop();
   }
@@ -183,35 +205,43 @@ Deno.test("reload under a continuous client loop: zero failed connections, old c
 Deno.test("reload that is invalid keeps the old config and logs one line", async () => {
   await using a = namedBackend("A");
   await using file = await webConfig(a.port);
-  await using lb = await startLb(["--config", file.path]);
+  await using lb = await startWithAdmin(["--config", file.path]);
 
   await file.write(`{ "frontends": [ { "name": "web", "listen": "${LOOPBACK}:0", `);
-  let line = await hup(lb, 1);
-  ok(/reload: rejected, old config kept: .*not valid JSON/.test(line), line);
+  const first = await hup(lb, 1);
+  ok(
+    !first.ok && /^rejected, old config kept: .*not valid JSON/.test(first.message),
+    first.message,
+  );
 
   await file.write({
     ...BASE,
     frontends: [{ name: "web", listen: `${LOOPBACK}:0`, backends: [{ port: 70000 }] }],
   });
-  line = await hup(lb, 2);
+  const second = await hup(lb, 2);
   ok(
-    /reload: rejected, old config kept: .*frontends\[0\]\.backends\[0\]\.port must be 1-65535: got 70000/
-      .test(line),
-    line,
+    !second.ok &&
+      /^rejected, old config kept: .*frontends\[0\]\.backends\[0\]\.port must be 1-65535: got 70000/
+        .test(second.message),
+    second.message,
   );
 
-  const stderrBefore = lb.stderr.length;
   for (let i = 0; i < 5; i++) assertEquals(await request(lb.port), "A");
-  await delay(100);
-  assertEquals(lb.stderr.length, stderrBefore, lb.stderr.slice(stderrBefore).join("\n"));
-  assertEquals(reloadLines(lb).length, 2);
+  assertEquals((await fetchStats(lb.admin)).reloads.applied, 0);
+  // Once lb has exited its whole log is in: one `reload:` line per reload, saying
+  // what /stats says, and nothing else until the stop (lb's own lines).
+  assertEquals((await lb.stop()).code, 0);
+  const lines = reloadLines(lb);
+  assertEquals(lines.map((l) => l.split(" reload: ")[1]), [first.message, second.message]);
+  const after = lb.stderr.slice(lb.stderr.indexOf(lines[1]!) + 1);
+  assertEquals(after.filter((l) => !/^\S+ lb: /.test(l)), [], after.join("\n"));
 });
 
 Deno.test("reload whose new listener cannot open changes nothing (never half-applied)", async () => {
   await using a = namedBackend("A");
   await using b = namedBackend("B");
   await using file = await webConfig(a.port);
-  await using lb = await startLb(["--config", file.path]);
+  await using lb = await startWithAdmin(["--config", file.path]);
   using taken = Deno.listen({ hostname: LOOPBACK, port: 0 });
   const takenPort = (taken.addr as Deno.NetAddr).port;
 
@@ -223,13 +253,13 @@ Deno.test("reload whose new listener cannot open changes nothing (never half-app
       frontend("api", `${LOOPBACK}:${takenPort}`, b.port),
     ],
   });
-  const line = await hup(lb, 1);
+  const outcome = await hup(lb, 1);
   ok(
-    new RegExp(
-      `reload: rejected, old config kept: frontend api cannot listen on 127\\.0\\.0\\.1:${takenPort}`,
-    )
-      .test(line),
-    line,
+    !outcome.ok &&
+      new RegExp(
+        `^rejected, old config kept: frontend api cannot listen on 127\\.0\\.0\\.1:${takenPort}`,
+      ).test(outcome.message),
+    outcome.message,
   );
   for (let i = 0; i < 5; i++) assertEquals(await request(lb.port), "A");
   assertEquals(b.accepted, 0);
@@ -238,7 +268,7 @@ Deno.test("reload whose new listener cannot open changes nothing (never half-app
 Deno.test("reload moves a listener: the new port opens before the old one closes", async () => {
   await using a = namedBackend("A");
   await using file = await webConfig(a.port);
-  await using lb = await startLb(["--config", file.path]);
+  await using lb = await startWithAdmin(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
 
@@ -248,12 +278,15 @@ Deno.test("reload moves a listener: the new port opens before the old one closes
     await waitUntil(() => loop.results.length >= 10, "traffic before the move");
     const port = freePort();
     await file.write({ ...BASE, frontends: [frontend("web", `${LOOPBACK}:${port}`, a.port)] });
-    const line = await hup(lb, 1);
+    const outcome = await hup(lb, 1);
     ok(
-      new RegExp(`web moved 127\\.0\\.0\\.1:${lb.port}->127\\.0\\.0\\.1:${port}`).test(line),
-      line,
+      outcome.ok &&
+        new RegExp(`web moved 127\\.0\\.0\\.1:${lb.port}->127\\.0\\.0\\.1:${port}`)
+          .test(outcome.message),
+      outcome.message,
     );
-    ok(lb.stderr.some((l) => l.includes(`frontend web listening on 127.0.0.1:${port}`)));
+    const web = (await fetchStats(lb.admin)).frontends.find((f) => f.name === "web");
+    assertEquals(web?.addr, `127.0.0.1:${port}`);
     assertEquals(await request(port), "A");
     moved = port;
   } finally {
@@ -276,7 +309,7 @@ Deno.test("reload adds and removes frontends; a removed one drains", async () =>
   await using a = namedBackend("A");
   await using b = namedBackend("B");
   await using file = await webConfig(a.port);
-  await using lb = await startLb(["--config", file.path]);
+  await using lb = await startWithAdmin(["--config", file.path]);
   using old = await longLived(lb.port);
   assertEquals(await old.ping(), "A");
 
@@ -284,14 +317,19 @@ Deno.test("reload adds and removes frontends; a removed one drains", async () =>
     ...BASE,
     frontends: [frontend("web", `${LOOPBACK}:0`, a.port), frontend("api", `${LOOPBACK}:0`, b.port)],
   });
-  ok(/\+frontend api/.test(await hup(lb, 1)));
-  const listening = lb.stderr.find((l) => /frontend api listening on /.test(l))!;
-  const apiPort = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(listening)![1]);
+  const added = await hup(lb, 1);
+  ok(added.ok && /\+frontend api/.test(added.message), added.message);
+  const api = (await fetchStats(lb.admin)).frontends.find((f) => f.name === "api")!;
+  const apiPort = Number(/^127\.0\.0\.1:(\d+)$/.exec(api.addr)![1]);
   assertEquals(await request(apiPort), "B");
   assertEquals(await request(lb.port), "A");
 
   await file.write({ ...BASE, frontends: [frontend("api", `${LOOPBACK}:0`, b.port)] });
-  ok(/-frontend web \(1 connection\(s\) draining\)/.test(await hup(lb, 2)));
+  const removed = await hup(lb, 2);
+  ok(
+    removed.ok && /-frontend web \(1 connection\(s\) draining\)/.test(removed.message),
+    removed.message,
+  );
   await rejects(() => request(lb.port), /refused/i);
   assertEquals(await request(apiPort), "B");
   assertEquals(await old.ping(), "A");
@@ -299,8 +337,16 @@ Deno.test("reload adds and removes frontends; a removed one drains", async () =>
 
 Deno.test("reload without a config file re-applies the flags and changes nothing", async () => {
   await using a = namedBackend("A");
-  await using lb = await startLb(["-f", `${LOOPBACK}:0`, "-p", String(a.port), "--log", "off"]);
-  ok(/reload: applied flags: no changes/.test(await hup(lb, 1)));
+  await using lb = await startWithAdmin([
+    "-f",
+    `${LOOPBACK}:0`,
+    "-p",
+    String(a.port),
+    "--log",
+    "off",
+  ]);
+  const outcome = await hup(lb, 1);
+  ok(outcome.ok && /^applied flags: no changes$/.test(outcome.message), outcome.message);
   assertEquals(await request(lb.port), "A");
 });
 
@@ -360,6 +406,51 @@ Deno.test("Lb.reload keeps restart-only fields and refuses after shutdown", asyn
   assertEquals(lb.config.drainTimeout, 1234);
   await lb.shutdown(0);
   await rejects(() => reload(lb, next), /shutting down/);
+});
+
+Deno.test("ReloadStats counts each result and keeps the latest outcome", () => {
+  const reloads = new ReloadStats();
+  assertEquals([reloads.applied, reloads.rejected, reloads.last], [0, 0, null]);
+  reloads.record({ ok: true, message: "applied flags: no changes" }, Date.UTC(2026, 0, 1));
+  reloads.record({ ok: false, message: "rejected, old config kept: a" }, Date.UTC(2026, 0, 2));
+  reloads.record({ ok: false, message: "rejected, old config kept: b" }, Date.UTC(2026, 0, 3));
+  assertEquals([reloads.applied, reloads.rejected], [1, 2]);
+  assertEquals(reloads.last, {
+    ok: false,
+    message: "rejected, old config kept: b",
+    time: "2026-01-03T00:00:00.000Z",
+  });
+});
+
+Deno.test("reloadFromFlags records each outcome in lb.reloads, which /stats and /metrics read", async () => {
+  await using a = namedBackend("A");
+  await using file = await webConfig(a.port);
+  const lines: string[] = [];
+  const lb = Lb.start(
+    configOf(await Deno.readTextFile(file.path)),
+    new Logger((line) => lines.push(line)),
+  );
+  try {
+    const flags = parseFlags(["--config", file.path]);
+    const applied = await reloadFromFlags(lb, flags);
+    await file.write("{");
+    const rejected = await reloadFromFlags(lb, flags);
+    assertEquals([applied.ok, rejected.ok], [true, false]);
+    assertEquals([lb.reloads.applied, lb.reloads.rejected], [1, 1]);
+    assertEquals([lb.reloads.last?.ok, lb.reloads.last?.message], [false, rejected.message]);
+    assertEquals(lines.filter((l) => / reload: /.test(l)).length, 2, "one log line per reload");
+    const metrics = new Metrics();
+    assertEquals(metrics.snapshot(lb).reloads, {
+      applied: 1,
+      rejected: 1,
+      last: { ok: false, message: rejected.message, time: lb.reloads.last!.time },
+    });
+    const text = metrics.prometheus(lb);
+    ok(text.includes('\nlb_reloads_total{result="applied"} 1\n'), text);
+    ok(text.includes('\nlb_reloads_total{result="rejected"} 1\n'), text);
+  } finally {
+    await lb.shutdown(0);
+  }
 });
 
 Deno.test("planPool changes nothing until apply", () => {

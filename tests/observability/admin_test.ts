@@ -16,6 +16,7 @@ import { startLb } from "../../support/lb_process.ts";
 import {
   adminPort,
   LOOPBACK,
+  readAll,
   readExactly,
   startEchoServer,
   type TcpServer,
@@ -294,4 +295,289 @@ Deno.test("lb --admin on a port in use exits 1 naming the admin address", async 
   assertMatch(text, new RegExp(`^lb: cannot listen on admin 127\\.0\\.0\\.1:${port}: .*\n$`));
   // Nothing announced before the failure: every listener opens before any "listening on".
   assert(!/listening on/.test(text), text);
+});
+
+/** A temporary directory with a token file; removed on dispose. */
+async function tokenFile(content: string): Promise<{ path: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "lb-admin-" });
+  const path = `${dir}/admin.token`;
+  await Deno.writeTextFile(path, content);
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
+/** Sends a raw request to the admin port; resolves with the status code and the body. */
+async function raw(
+  port: number,
+  head: string,
+  hostname = LOOPBACK,
+): Promise<{ status: number; body: string }> {
+  using conn = await Deno.connect({ hostname, port });
+  await writeAll(conn, new TextEncoder().encode(head));
+  const answer = new TextDecoder().decode(await withTimeout(readAll(conn), 10_000, head));
+  const [top = "", body = ""] = answer.split("\r\n\r\n");
+  return { status: Number(top.split(" ")[1]), body };
+}
+
+/** lb's one stderr line and exit status for `args` (it is expected not to start). */
+async function refusedStart(args: string[]): Promise<{ code: number; text: string }> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", MAIN, ...args],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  return { code, text: new TextDecoder().decode(stderr) };
+}
+
+Deno.test("lb --admin-token-file: 401 without the token, with a wrong one or a same-length one, 200 with it", async () => {
+  await using a = startEchoServer();
+  await using token = await tokenFile("\n  correct-horse-battery-staple \n");
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "--admin",
+    "0",
+    "--admin-token-file",
+    token.path,
+    "--log",
+    "off",
+  ]);
+  const admin = await adminPort(lb);
+  const url = (path: string) => `http://${LOOPBACK}:${admin}${path}`;
+  const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
+  const refusals: [string, Record<string, string>][] = [
+    ["no token", {}],
+    ["a wrong token", bearer("wrong")],
+    ["a token of the right length, wrong bytes", bearer("correct-horse-battery-stapLe")],
+    ["the token with one byte more", bearer("correct-horse-battery-staple!")],
+    ["the token in another scheme", { authorization: "Basic correct-horse-battery-staple" }],
+  ];
+  for (const path of ["/stats", "/metrics"]) {
+    for (const [what, headers] of refusals) {
+      const response = await fetch(url(path), { headers });
+      assertEquals(response.status, 401, `${path} with ${what}`);
+      assertEquals(response.headers.get("www-authenticate"), 'Bearer realm="lb admin"');
+      assertMatch((await response.json()).error, /Authorization: Bearer/);
+    }
+    const ok = await fetch(url(path), { headers: bearer("correct-horse-battery-staple") });
+    assertEquals(ok.status, 200, path);
+    await ok.body?.cancel();
+  }
+  // An action without the token changes nothing; with it, it applies.
+  const id = encodeURIComponent(`127.0.0.1:${a.port}`);
+  const refused = await fetch(url(`/backends/${id}/drain`), { method: "POST" });
+  assertEquals(refused.status, 401);
+  await refused.body?.cancel();
+  const snapshot = async () =>
+    await (await fetch(url("/stats"), { headers: bearer("correct-horse-battery-staple") })).json();
+  assertEquals((await snapshot()).frontends[0].backends[0].drained, false);
+  const drained = await fetch(url(`/backends/${id}/drain`), {
+    method: "POST",
+    headers: bearer("correct-horse-battery-staple"),
+  });
+  assertEquals(drained.status, 200);
+  await drained.body?.cancel();
+  assertEquals((await snapshot()).frontends[0].backends[0].drained, true);
+  // The probes and the page (which holds no data) stay open.
+  for (const [path, body] of [["/healthz", "ok\n"], ["/ready", null]] as const) {
+    const response = await fetch(url(path));
+    const text = await response.text();
+    if (body !== null) assertEquals([response.status, text], [200, body], path);
+  }
+  const page = await fetch(url("/"));
+  assertEquals(page.status, 200);
+  assertMatch(await page.text(), /<title>lb stats<\/title>/);
+  await lb.waitFor(/admin: refused 127\.0\.0\.1:\d+: GET \/stats without the admin token/);
+});
+
+Deno.test("lb admin refuses a Host that does not name it (DNS rebinding), on every route", async () => {
+  await using a = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "--admin",
+    "127.0.0.1:0",
+    "--log",
+    "off",
+  ]);
+  const admin = await adminPort(lb);
+  const evil = `evil.example:${admin}`;
+  const rebound = [
+    `GET /stats HTTP/1.1\r\nHost: ${evil}\r\n\r\n`,
+    `GET /healthz HTTP/1.1\r\nHost: ${evil}\r\n\r\n`,
+    `GET / HTTP/1.1\r\nHost: ${evil}\r\n\r\n`,
+    `POST /reload HTTP/1.1\r\nHost: ${evil}\r\nOrigin: http://${evil}\r\nContent-Length: 0\r\n\r\n`,
+    `POST /backends/127.0.0.1%3A${a.port}/drain HTTP/1.1\r\nHost: ${evil}\r\n` +
+    `Origin: http://${evil}\r\n\r\n`,
+    `GET /stats HTTP/1.1\r\nHost: 127.0.0.2:${admin}\r\n\r\n`,
+    `GET /stats HTTP/1.1\r\nHost: 127.0.0.1:${admin + 1}\r\n\r\n`,
+    `GET /stats HTTP/1.0\r\n\r\n`,
+  ];
+  for (const head of rebound) {
+    const { status, body } = await raw(admin, head);
+    assertEquals(status, 421, head);
+    assertMatch(body, /Host header does not name this admin endpoint/);
+  }
+  const stats = await fetch(`http://${LOOPBACK}:${admin}/stats`);
+  assertEquals((await stats.json()).frontends[0].backends[0].drained, false);
+  for (const host of [`127.0.0.1:${admin}`, `localhost:${admin}`, `LOCALHOST:${admin}`]) {
+    assertEquals((await raw(admin, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`)).status, 200);
+  }
+  assert(!lb.stderr.some((line) => /reload/.test(line)), "no reload ran");
+  await lb.waitFor(/admin: refused 127\.0\.0\.1:\d+: Host "evil\.example:\d+" does not name/);
+});
+
+Deno.test("lb refuses a non-loopback --admin without a token file: exit 2, one line", async () => {
+  await using a = startEchoServer();
+  const base = ["-f", "127.0.0.1:0", "-p", String(a.port)];
+  for (const admin of ["0.0.0.0:0", "[::]:0", "10.0.0.5:0", "lb.example:0"]) {
+    const { code, text } = await refusedStart([...base, "--admin", admin]);
+    assertEquals(code, 2, text);
+    assertMatch(
+      text,
+      /^lb: --admin \S+ is not a loopback address: .* give --admin-token-file PATH \(or --admin-insecure to allow it without one\)( \(lb --help for usage\))?\n$/,
+    );
+  }
+  await using empty = await tokenFile(" \n");
+  const cases: [string[], RegExp][] = [
+    [["--admin-token-file", empty.path], /^lb: \S+: admin token file is empty/],
+    [["--admin-token-file", `${empty.path}.missing`], /: cannot read admin token file: no such/],
+  ];
+  for (const [args, pattern] of cases) {
+    const { code, text } = await refusedStart([...base, "--admin", "0.0.0.0:0", ...args]);
+    assertEquals(code, 2, text);
+    assertMatch(text, pattern);
+    assertEquals(text.split("\n").length, 2, text);
+  }
+});
+
+Deno.test("lb --admin-insecure on a non-loopback address starts with one warning line", async () => {
+  await using a = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "--admin",
+    "0.0.0.0:0",
+    "--admin-insecure",
+    "--log",
+    "off",
+  ]);
+  const admin = await adminPort(lb);
+  await lb.waitFor(/admin: warning/);
+  // The next lines (requests, stop) come after it: a second warning would be there by now.
+  const response = await fetch(`http://${LOOPBACK}:${admin}/stats`);
+  assertEquals(response.status, 200);
+  await response.body?.cancel();
+  assertEquals((await lb.stop()).code, 0);
+  const warnings = lb.stderr.filter((line) => /warning/.test(line));
+  assertEquals(warnings.length, 1, lb.stderr.join("\n"));
+  assertMatch(
+    warnings[0]!,
+    /admin: warning: 0\.0\.0\.0:\d+ is not loopback and has no --admin-token-file \(--admin-insecure\)/,
+  );
+});
+
+Deno.test("lb admin /ready answers 503 with the reason when no backend is up and while draining", async () => {
+  await using a = startEchoServer();
+  const lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "--admin",
+    "0",
+    "--log",
+    "off",
+  ]);
+  await using _lb = lb;
+  const admin = await adminPort(lb);
+  const ready = async () => {
+    const response = await fetch(`http://${LOOPBACK}:${admin}/ready`);
+    return [response.status, await response.text()] as const;
+  };
+  assertEquals(await ready(), [200, "ready\n"]);
+  const action = async (verb: string) => {
+    const id = encodeURIComponent(`127.0.0.1:${a.port}`);
+    const response = await fetch(`http://${LOOPBACK}:${admin}/backends/${id}/${verb}`, {
+      method: "POST",
+    });
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+  };
+  await action("drain");
+  assertEquals(await ready(), [503, "frontend main has no backend up\n"]);
+  await action("enable");
+  assertEquals(await ready(), [200, "ready\n"]);
+  // Hold one connection so that the drain lasts, then stop.
+  using held = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+  await writeAll(held, new Uint8Array([1]));
+  await readExactly(held, 1);
+  lb.child.kill("SIGTERM");
+  await lb.waitFor(/SIGTERM: stopped accepting/);
+  assertEquals(await ready(), [503, "draining: SIGTERM received\n"]);
+  const health = await fetch(`http://${LOOPBACK}:${admin}/healthz`);
+  assertEquals([health.status, await health.text()], [200, "ok\n"]);
+  held.close();
+  assertEquals((await lb.status).code, 0);
+});
+
+Deno.test("lb admin answers others during 1 MiB of headers, a slow-loris client and 100 idle ones", async () => {
+  await using a = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    String(a.port),
+    "--admin",
+    "0",
+    "--log",
+    "off",
+  ]);
+  const admin = await adminPort(lb);
+  const encoder = new TextEncoder();
+  const healthz = async () =>
+    (await raw(admin, `GET /healthz HTTP/1.1\r\nHost: localhost:${admin}\r\n\r\n`)).status;
+
+  // 1 MiB of headers: answered 431 while another client is answered.
+  using big = await Deno.connect({ hostname: LOOPBACK, port: admin });
+  const bigAnswer = readAll(big);
+  const bigWrite = writeAll(
+    big,
+    encoder.encode(`GET /stats HTTP/1.1\r\n${`X-Big: ${"a".repeat(1016)}\r\n`.repeat(1024)}\r\n`),
+  ).catch(() => {}); // lb may close before all of it is sent
+  assertEquals(await healthz(), 200);
+  const answer = new TextDecoder().decode(await withTimeout(bigAnswer, 10_000, "the 431"));
+  assertMatch(answer, /^HTTP\/1\.1 431 /);
+  await bigWrite;
+
+  // A slow-loris client sending one header byte at a time: others are answered meanwhile.
+  using loris = await Deno.connect({ hostname: LOOPBACK, port: admin });
+  await writeAll(loris, encoder.encode(`GET /stats HTTP/1.1\r\nHost: localhost:${admin}\r\n`));
+  for (let i = 0; i < 5; i++) {
+    await writeAll(loris, encoder.encode("X"));
+    assertEquals(await healthz(), 200);
+  }
+  // 100 more that stop mid-request: beyond 64 open admin connections the oldest waiting
+  // ones (the slow-loris first) are closed, and others are still answered.
+  const idle: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 100; i++) {
+      const conn = await Deno.connect({ hostname: LOOPBACK, port: admin });
+      idle.push(conn);
+      await writeAll(conn, encoder.encode("GET /stats HTTP/1.1\r\nHo"));
+    }
+    assertEquals(await healthz(), 200);
+    for (const conn of [loris, idle[0]!]) {
+      // Closed: EOF, or a reset where lb had not read all the client sent.
+      const end = conn.read(new Uint8Array(1)).catch((error) => error.name);
+      assert([null, "ConnectionReset"].includes(await withTimeout(end, 10_000, "closed")));
+    }
+  } finally {
+    for (const conn of idle) conn.close();
+  }
 });

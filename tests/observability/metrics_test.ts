@@ -253,6 +253,37 @@ Deno.test("Metrics.prometheus escapes label values and keeps histograms cumulati
   assertEquals(escapeLabel('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
 });
 
+Deno.test("Metrics shows the source's reloads and drain, zero for a source without them", () => {
+  const metrics = new Metrics();
+  const bare = fakeSource("main", "127.0.0.1:8101");
+  let families = parsePrometheus(metrics.prometheus(bare));
+  assertEquals(value(families, "lb_reloads_total", { result: "applied" }), 0);
+  assertEquals(value(families, "lb_reloads_total", { result: "rejected" }), 0);
+  assertEquals(value(families, "lb_draining"), 0);
+  const plain = metrics.snapshot(bare);
+  assertEquals([plain.draining, plain.reloads], [false, { applied: 0, rejected: 0, last: null }]);
+
+  const last = {
+    ok: false,
+    message: "rejected, old config kept: boom",
+    time: "2026-01-01T00:00:00.000Z",
+  };
+  const source: MetricsSource = {
+    ...bare,
+    draining: true,
+    reloads: { applied: 2, rejected: 1, last },
+  };
+  families = parsePrometheus(metrics.prometheus(source));
+  assertEquals(families.get("lb_reloads_total")?.type, "counter");
+  assertEquals(value(families, "lb_reloads_total", { result: "applied" }), 2);
+  assertEquals(value(families, "lb_reloads_total", { result: "rejected" }), 1);
+  assertEquals(value(families, "lb_draining"), 1);
+  const snap = metrics.snapshot(source);
+  assertEquals([snap.draining, snap.reloads], [true, { applied: 2, rejected: 1, last }]);
+  snap.reloads.last!.message = "changed";
+  assertEquals(last.message, "rejected, old config kept: boom", "a snapshot is a copy");
+});
+
 // ---- End to end: numbers match the traffic sent.
 
 Deno.test("GET /metrics counts connections and bytes per frontend and backend, live and finished", async () => {

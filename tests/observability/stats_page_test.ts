@@ -321,3 +321,87 @@ Deno.test({
     }
   },
 });
+
+/** Polls `expression` in the page until it is true. */
+async function waitForTrue(browser: Browser, expression: string, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!await browser.evaluate<boolean>(expression)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the page: ${what}`);
+    await delay(100);
+  }
+}
+
+Deno.test({
+  name: "STATS_PAGE in Chromium asks for the admin token once and sends it on every fetch and POST",
+  ignore: missing !== undefined,
+  async fn() {
+    await using a = startEchoServer();
+    const dir = await Deno.makeTempDir({ prefix: "lb-page-" });
+    try {
+      await Deno.writeTextFile(`${dir}/token`, "page-token-123\n");
+      await using lb = await startLb([
+        "-f",
+        "127.0.0.1:0",
+        "-p",
+        String(a.port),
+        "--admin",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        `${dir}/token`,
+        "--log",
+        "off",
+      ]);
+      const admin = await adminPort(lb);
+      const idA = `127.0.0.1:${a.port}`;
+      await echoThrough(lb.port, 10);
+
+      await using browser = await Browser.launch();
+      await browser.navigate(`http://${LOOPBACK}:${admin}/`);
+      const formShown = `document.getElementById("login")?.hidden === false`;
+      await waitForTrue(browser, formShown, "the token form");
+      assertEquals(await browser.evaluate<number>(`document.querySelectorAll("tr").length`), 0);
+
+      // A wrong token: the form comes back saying so.
+      const submit = (token: string) =>
+        browser.evaluate(`(() => {
+          document.getElementById("token").value = ${JSON.stringify(token)};
+          document.getElementById("login").requestSubmit();
+        })()`);
+      await submit("wrong-token");
+      await waitForTrue(
+        browser,
+        `${formShown} && document.getElementById("login-error").textContent.includes("refused")`,
+        "the token refused",
+      );
+
+      await submit("page-token-123");
+      let page = await waitForPage(browser, "the stats", (p) => p.frontends[0]?.total === "1");
+      assertEquals(page.backends.map((r) => [r.id, r.state]), [[idA, "UP"]]);
+      assert(page.status.startsWith("updated"), page.status);
+      assertEquals(await browser.evaluate<boolean>(formShown), false);
+
+      // Kept in the tab: a reload shows the stats without asking again.
+      await browser.evaluate(`window.before = true`);
+      await browser.navigate(`http://${LOOPBACK}:${admin}/`);
+      await waitForTrue(
+        browser,
+        `!window.before && document.readyState === "complete"`,
+        "the reloaded page",
+      );
+      page = await waitForPage(browser, "the stats after reload", (p) => p.backends.length === 1);
+      assertEquals(await browser.evaluate<boolean>(formShown), false);
+
+      // The drain button sends the token too.
+      await browser.evaluate(
+        `document.querySelector('tr[data-backend="${idA}"] td.actions button').click()`,
+      );
+      await waitForPage(browser, `${idA} DRAIN`, (p) => p.backends[0]?.state === "DRAIN");
+      const stats = await fetch(`http://${LOOPBACK}:${admin}/stats`, {
+        headers: { authorization: "Bearer page-token-123" },
+      });
+      assertEquals((await stats.json()).frontends[0].backends[0].drained, true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

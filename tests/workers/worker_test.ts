@@ -62,7 +62,8 @@ Deno.test("--workers 2 proxies every connection with two accept loops and stops 
     "--workers",
     "2",
   ]);
-  await lb.waitFor(/worker1 lb: frontend main listening on /);
+  // Both accept loops listen now: startLb returned on a `listening on` line, and
+  // worker1 is ready before its own line or the main thread's (Workers.start waits).
   const replies = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
     const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
     try {

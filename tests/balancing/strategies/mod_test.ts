@@ -4,13 +4,14 @@
  */
 import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
 import { createStrategy, STRATEGY_NAMES } from "../../../src/balancing/strategies/mod.ts";
-import { startLb } from "../../../support/lb_process.ts";
+import { type LbProcess, startLb } from "../../../support/lb_process.ts";
 import {
+  adminPort,
   closeQuietly,
-  delay,
   LOOPBACK,
   startTcpServer,
   type TcpServer,
+  waitForStats,
   waitUntil,
   withTimeout,
 } from "../../_helpers.ts";
@@ -46,7 +47,7 @@ async function open(port: number): Promise<{ conn: Deno.TcpConn; index: number }
 async function withLb(
   backends: string[],
   args: string[],
-  body: (port: number, servers: TcpServer[]) => Promise<void>,
+  body: (port: number, servers: TcpServer[], lb: LbProcess) => Promise<void>,
 ): Promise<void> {
   const servers = backends.map((_, i) => namedServer(i));
   try {
@@ -60,7 +61,7 @@ async function withLb(
       ...servers.flatMap((s, i) => ["-p", `${LOOPBACK}:${s.port}${backends[i]}`]),
       ...args,
     ]);
-    await body(lb.port, servers);
+    await body(lb.port, servers, lb);
   } finally {
     for (const server of servers) await server[Symbol.asyncDispose]();
   }
@@ -79,7 +80,9 @@ Deno.test("--balance roundrobin gives weights 3,1 exactly their share, smoothly"
 });
 
 Deno.test("--balance leastconn spreads long-lived connections evenly", async () => {
-  await withLb(["", "", ""], ["--balance", "leastconn"], async (port, servers) => {
+  const args = ["--balance", "leastconn", "--admin", `${LOOPBACK}:0`];
+  await withLb(["", "", ""], args, async (port, servers, lb) => {
+    const admin = await adminPort(lb);
     const clients = [];
     try {
       // One at a time, each staying open: every backend ends with 4.
@@ -91,7 +94,12 @@ Deno.test("--balance leastconn spreads long-lived connections evenly", async () 
       const onOne = clients.filter((c) => c.index === 1).slice(0, 2);
       for (const c of onOne) closeQuietly(c.conn);
       await waitUntil(() => servers[1]!.open === 2, "backend 1 down to 2 connections");
-      await delay(200); // lb sees the backend's FIN after the backend closes
+      // lb counts them closed once it has seen the backend's FIN too.
+      await waitForStats(
+        admin,
+        "lb counting 2 connections on backend 1",
+        (s) => s.frontends[0]!.backends[1]!.active === 2,
+      );
       for (let i = 0; i < 2; i++) {
         const c = await open(port);
         clients.push(c);

@@ -1,0 +1,106 @@
+/**
+ * The front door on the connection path: the allow/deny lists of a frontend
+ * and the per-source limits shared by all frontends. Checked on the real
+ * client (after an accepted PROXY header) before any backend is dialled.
+ * @module
+ */
+import { AccessPolicy } from "../admission/policy.ts";
+import { parseCidr, sourceKey } from "../admission/cidr.ts";
+import { SourceTable } from "../admission/source_table.ts";
+import type { Config, FrontendConfig } from "../config/config.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Session } from "./session.ts";
+
+/** A frontend's allow/deny lists, or undefined when it has none (everyone is let in). */
+export function accessPolicy(config: FrontendConfig): AccessPolicy | undefined {
+  const allow = (config.allow ?? []).map((cidr) => parseCidr(cidr, "--allow"));
+  const deny = (config.deny ?? []).map((cidr) => parseCidr(cidr, "--deny"));
+  const policy = new AccessPolicy({ allow, deny });
+  return policy.enabled ? policy : undefined;
+}
+
+/**
+ * `--max-conns-per-source` and `--conn-rate-per-source` over every frontend:
+ * one bounded table of client sources (an IPv4 address, or an IPv6 prefix of
+ * `--source-ipv6-prefix` bits), owned by the running lb.
+ */
+export class SourceLimits {
+  readonly #table: SourceTable;
+  readonly #prefix: number;
+  #enabled = false;
+
+  constructor(config: Config) {
+    this.#table = new SourceTable({ capacity: config.sourceTableSize });
+    this.#prefix = config.sourceIPv6Prefix;
+    this.configure(config);
+  }
+
+  /** Takes new limits (reload); what the table knows of each source is kept. */
+  configure(config: Config): void {
+    this.#table.configure({ maxOpen: config.maxConnsPerSource, rate: config.connRatePerSource });
+    this.#enabled = config.maxConnsPerSource > 0 || config.connRatePerSource !== null;
+  }
+
+  /** Whether any per-source limit is set. */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Sources tracked now. */
+  get size(): number {
+    return this.#table.size;
+  }
+
+  /** Sources dropped to stay within `--source-table-size`. */
+  get evictions(): number {
+    return this.#table.evictions;
+  }
+
+  /**
+   * Counts a new connection from `host` in.
+   *
+   * @returns The source key to {@link release} when the connection ends, or
+   * why it is refused.
+   */
+  admit(host: string): { key: string } | { refused: "too-many-open" | "too-fast" } {
+    const key = sourceKey(host, this.#prefix);
+    const result = this.#table.admit(key);
+    return result === "ok" ? { key } : { refused: result };
+  }
+
+  /** Counts a connection `admit` let in out. */
+  release(key: string): void {
+    this.#table.release(key);
+  }
+}
+
+/**
+ * Lets `session` in or refuses it (closing it, one rate-limited log line,
+ * `session.refusal` for the metrics).
+ *
+ * @returns The source key to release when the connection ends ("" when no
+ * per-source limit applies), or undefined when refused.
+ */
+export function admit(
+  session: Session,
+  policy: AccessPolicy | undefined,
+  sources: SourceLimits | undefined,
+  logger: Logger,
+): string | undefined {
+  const decision = policy?.check(session.clientHost) ?? "allowed";
+  if (decision !== "allowed") return _refuse(session, decision, logger);
+  if (!sources?.enabled) return "";
+  const result = sources.admit(session.clientHost);
+  if ("refused" in result) return _refuse(session, result.refused, logger);
+  return result.key;
+}
+
+function _refuse(session: Session, reason: string, logger: Logger): undefined {
+  session.refuse(reason);
+  logger.limited(
+    `refused:${session.frontend}:${reason}`,
+    "proxy",
+    `${session.clientAddr} -> ${session.frontend}: refused (${reason}), closing client`,
+  );
+  return undefined;
+}
