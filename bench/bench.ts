@@ -17,6 +17,7 @@ import {
   type PeerName,
   type PeerOptions,
   PEERS,
+  type ProxyFeatures,
   startHttpBackends,
   startIperfServer,
   startPeer,
@@ -25,6 +26,7 @@ import { cpuSeconds } from "./proc.ts";
 import {
   buildReport,
   type Figures,
+  formatCosts,
   formatNotes,
   formatScale,
   formatTable,
@@ -69,6 +71,33 @@ export function settingsFor(quick: boolean, cores: number): Settings {
     wrkConns: 50,
     threads: Math.max(1, cores),
   };
+}
+
+/**
+ * A variant row of the table: new conns/s (wrk `Connection: close`, as
+ * `newConnRps`) with one feature on in every proxy, each proxy started afresh
+ * with it; the direct path has no proxy and shows "-". To add one: a measure
+ * with `base: "newConnRps"` in report.ts (and in `PARTS.http`), the feature in
+ * `ProxyFeatures` and its config lines in peers.ts, and an entry here.
+ */
+export interface Variant {
+  /** The measure it fills. */
+  key: MeasureKey;
+  /** What every proxy does differently. */
+  features: ProxyFeatures;
+}
+
+/** The variants the bench runs with the HTTP measures, in this order after the plain run. */
+export const VARIANTS: readonly Variant[] = [
+  { key: "newConnRpsProxyV2", features: { sendProxy: "v2" } },
+];
+
+/** The HTTP backend ports a variant needs: the `proxy_protocol` ones when proxies send a header. */
+export function backendsFor(
+  features: ProxyFeatures,
+  ports: { plain: number[]; proxy: number[] },
+): number[] {
+  return features.sendProxy ? ports.proxy : ports.plain;
 }
 
 function log(line: string): void {
@@ -158,56 +187,103 @@ async function main(): Promise<void> {
       note("no nginx: skipping the HTTP measures (req/s, new conns/s, latency, memory)");
     } else {
       const ports = [freePort(), freePort()];
-      await using backend = await startHttpBackends(found.nginx, dir, ports, settings.threads);
+      const variants = VARIANTS.filter((v) => found.wrk && measures.some((m) => m.key === v.key));
+      // The same nginx on two more ports behind `proxy_protocol`, when a variant sends a header.
+      const proxyPorts = variants.some((v) => v.features.sendProxy) ? [freePort(), freePort()] : [];
+      await using backend = await startHttpBackends(
+        found.nginx,
+        dir,
+        ports,
+        settings.threads,
+        proxyPorts,
+      );
       void backend;
+      const wrkRate = (port: number, durationSec: number, close: boolean) =>
+        runWrk(found.wrk!, {
+          port,
+          threads: settings.threads,
+          connections: settings.wrkConns,
+          durationSec,
+          close,
+        });
+      // The wrk sequence of every run, plain or variant, so that their new
+      // conns/s compare: a 1 s warm-up, keep-alive, then `Connection: close`.
+      const wrkRates = async (port: number) => {
+        await wrkRate(port, 1, false);
+        const ka = await wrkRate(port, d, false);
+        const nc = await wrkRate(port, d, true);
+        return { ka, nc };
+      };
+      // One variant on one peer: a fresh proxy with the feature on, the same
+      // wrk sequence as the plain run, only new conns/s kept.
+      const runVariant = async (name: PeerName, variant: Variant, rep: number) => {
+        const label = MEASURES.find((m) => m.key === variant.key)!.label;
+        if (name === "direct") {
+          results.direct![variant.key] = null; // Not applicable: no proxy.
+          return;
+        }
+        try {
+          await using peer = await startPeer(name, {
+            ...base,
+            ...variant.features,
+            backends: backendsFor(variant.features, { plain: ports, proxy: proxyPorts }),
+          });
+          const { nc } = await wrkRates(peer.port);
+          keepBest(results[name]!, variant.key, nc.requestsPerSec);
+          log(
+            `${name} run ${rep + 1}: ${label} ${nc.requestsPerSec.toFixed(0)}/s ` +
+              `(${nc.errors} errors)`,
+          );
+          await sleep(200);
+        } catch (error) {
+          note(`${name}: ${label} failed: ${error instanceof Error ? error.message : error}`);
+        }
+      };
+      const runPlain = async (name: PeerName, rep: number) => {
+        try {
+          await using peer = await startPeer(name, { ...base, backends: ports });
+          const figures = results[name]!;
+          if (found.wrk) {
+            const { ka, nc } = await wrkRates(peer.port);
+            keepBest(figures, "keepAliveRps", ka.requestsPerSec);
+            keepBest(figures, "newConnRps", nc.requestsPerSec);
+            log(
+              `${name} run ${rep + 1}: keep-alive ${
+                ka.requestsPerSec.toFixed(0)
+              } req/s (${ka.errors} errors), ` +
+                `new conns ${nc.requestsPerSec.toFixed(0)}/s (${nc.errors} errors)`,
+            );
+            // Let TIME_WAIT sockets of the close run not crowd the next peer.
+            await sleep(200);
+          }
+          const lat = await measureLatency({
+            port: peer.port,
+            rate: settings.latencyRate,
+            connections: settings.latencyConns,
+            durationMs: d * 1000,
+          });
+          keepBest(figures, "latencyP50Ms", lat.p50);
+          keepBest(figures, "latencyP99Ms", lat.p99);
+          log(
+            `${name} run ${rep + 1}: latency p50 ${lat.p50.toFixed(3)} ms p99 ${
+              lat.p99.toFixed(3)
+            } ms`,
+          );
+        } catch (error) {
+          note(
+            `${name}: HTTP measures failed: ${error instanceof Error ? error.message : error}`,
+          );
+        }
+      };
       for (let rep = 0; rep < (doing("http") ? settings.repeats : 0); rep++) {
         for (const name of peers) {
-          try {
-            await using peer = await startPeer(name, { ...base, backends: ports });
-            const figures = results[name]!;
-            if (found.wrk) {
-              const wrk = { port: peer.port, threads: settings.threads, close: false };
-              await runWrk(found.wrk, { ...wrk, connections: settings.wrkConns, durationSec: 1 });
-              const ka = await runWrk(found.wrk, {
-                ...wrk,
-                connections: settings.wrkConns,
-                durationSec: d,
-              });
-              keepBest(figures, "keepAliveRps", ka.requestsPerSec);
-              const nc = await runWrk(found.wrk, {
-                ...wrk,
-                connections: settings.wrkConns,
-                durationSec: d,
-                close: true,
-              });
-              keepBest(figures, "newConnRps", nc.requestsPerSec);
-              log(
-                `${name} run ${rep + 1}: keep-alive ${
-                  ka.requestsPerSec.toFixed(0)
-                } req/s (${ka.errors} errors), ` +
-                  `new conns ${nc.requestsPerSec.toFixed(0)}/s (${nc.errors} errors)`,
-              );
-              // Let TIME_WAIT sockets of the close run not crowd the next peer.
-              await sleep(200);
-            }
-            const lat = await measureLatency({
-              port: peer.port,
-              rate: settings.latencyRate,
-              connections: settings.latencyConns,
-              durationMs: d * 1000,
-            });
-            keepBest(figures, "latencyP50Ms", lat.p50);
-            keepBest(figures, "latencyP99Ms", lat.p99);
-            log(
-              `${name} run ${rep + 1}: latency p50 ${lat.p50.toFixed(3)} ms p99 ${
-                lat.p99.toFixed(3)
-              } ms`,
-            );
-          } catch (error) {
-            note(
-              `${name}: HTTP measures failed: ${error instanceof Error ? error.message : error}`,
-            );
-          }
+          // Peers interleaved; within a peer, the plain run and its variants
+          // in turn, the order reversed every other round (best of N each).
+          const runs = [
+            () => runPlain(name, rep),
+            ...variants.map((v) => () => runVariant(name, v, rep)),
+          ];
+          for (const run of rep % 2 === 0 ? runs : runs.reverse()) await run();
         }
       }
       if (!found.wrk) note("no wrk: skipped keep-alive and new-connection rates");
@@ -309,6 +385,8 @@ async function main(): Promise<void> {
   console.log(formatTable(results, peers, measures));
   const tableNotes = formatNotes(settings, measures);
   if (tableNotes) console.log(`\n${tableNotes}`);
+  const costLines = formatCosts(results, peers, measures);
+  if (costLines) console.log(`\n${costLines}`);
   if (doing("memory")) console.log(`\n${formatScale(scale)}`);
   if (!values["no-write"]) {
     const out = new URL("./results/", import.meta.url);

@@ -22,8 +22,23 @@ export interface Peer extends AsyncDisposable {
   pids(): number[];
 }
 
+/**
+ * What a proxy does per connection beyond forwarding bytes: off by default,
+ * turned on for a variant row of the table (see `VARIANTS` in bench.ts). A new
+ * feature is a field here, its line in each config generator and in
+ * {@link lbPeerArgs}.
+ */
+export interface ProxyFeatures {
+  /**
+   * Send a PROXY protocol header to every backend: HAProxy `send-proxy` /
+   * `send-proxy-v2`, lb `proxy=v1|v2`, nginx `proxy_protocol on` (always v1:
+   * nginx has no v2 sender). The backends must expect it.
+   */
+  sendProxy?: "v1" | "v2";
+}
+
 /** Options shared by the config generators. */
-export interface ProxyConfigOptions {
+export interface ProxyConfigOptions extends ProxyFeatures {
   /** Where the proxy listens on 127.0.0.1. */
   port: number;
   /** Backend ports on 127.0.0.1, balanced round robin. */
@@ -36,7 +51,10 @@ export interface ProxyConfigOptions {
 
 /** An HAProxy config: `mode tcp`, `nbthread` = threads, no logging, long idle timeouts. */
 export function haproxyConfig(options: ProxyConfigOptions): string {
-  const servers = options.backends.map((port, i) => `  server b${i} 127.0.0.1:${port}`);
+  const send = options.sendProxy
+    ? { v1: " send-proxy", v2: " send-proxy-v2" }[options.sendProxy]
+    : "";
+  const servers = options.backends.map((port, i) => `  server b${i} 127.0.0.1:${port}${send}`);
   return [
     "global",
     `  nbthread ${options.threads}`,
@@ -77,7 +95,10 @@ function nginxHead(options: NginxOptions, modules: string[]): string[] {
   ];
 }
 
-/** An nginx `stream` (TCP) proxy config; `modulePath` is ngx_stream_module.so. */
+/**
+ * An nginx `stream` (TCP) proxy config; `modulePath` is ngx_stream_module.so.
+ * `sendProxy` (either version) turns on `proxy_protocol`, which sends v1.
+ */
 export function nginxStreamConfig(
   options: ProxyConfigOptions & NginxOptions & { modulePath: string },
 ): string {
@@ -91,14 +112,20 @@ export function nginxStreamConfig(
     `    listen 127.0.0.1:${options.port};`,
     "    proxy_pass backends;",
     "    proxy_timeout 120s;",
+    ...(options.sendProxy ? ["    proxy_protocol on;"] : []),
     "  }",
     "}",
     "",
   ].join("\n");
 }
 
-/** The HTTP backends: nginx answering `200 ok` on each port, keep-alive without a request cap. */
-export function nginxHttpConfig(options: NginxOptions & { ports: number[] }): string {
+/**
+ * The HTTP backends: nginx answering `200 ok` on each port, keep-alive without
+ * a request cap; `proxyPorts` require a PROXY protocol header (v1 or v2) first.
+ */
+export function nginxHttpConfig(
+  options: NginxOptions & { ports: number[]; proxyPorts?: number[] },
+): string {
   return [
     ...nginxHead(options, []),
     "http {",
@@ -113,6 +140,7 @@ export function nginxHttpConfig(options: NginxOptions & { ports: number[] }): st
     `  scgi_temp_path ${options.dir}/scgi;`,
     "  server {",
     ...options.ports.map((port) => `    listen 127.0.0.1:${port};`),
+    ...(options.proxyPorts ?? []).map((port) => `    listen 127.0.0.1:${port} proxy_protocol;`),
     '    location / { return 200 "ok"; }',
     "  }",
     "}",
@@ -164,23 +192,30 @@ async function spawnDaemon(
   return { child, stop };
 }
 
-/** Starts nginx as the HTTP backend on `ports` (one process tree). */
+/**
+ * Starts nginx as the HTTP backend on `ports`, and on `proxyPorts` expecting a
+ * PROXY protocol header (one process tree).
+ */
 export async function startHttpBackends(
   nginx: string,
   dir: string,
   ports: number[],
   workers: number,
+  proxyPorts: number[] = [],
 ): Promise<AsyncDisposable & { pids(): number[] }> {
   const conf = `${dir}/backend.conf`;
   Deno.mkdirSync(`${dir}/backend`, { recursive: true });
-  Deno.writeTextFileSync(conf, nginxHttpConfig({ dir: `${dir}/backend`, workers, ports }));
+  Deno.writeTextFileSync(
+    conf,
+    nginxHttpConfig({ dir: `${dir}/backend`, workers, ports, proxyPorts }),
+  );
   const daemon = await spawnDaemon(
     "nginx (backend)",
     nginx,
     ["-p", `${dir}/backend`, "-c", conf],
     ports[0]!,
   );
-  await Promise.all(ports.map((port) => waitListening(port)));
+  await Promise.all([...ports, ...proxyPorts].map((port) => waitListening(port)));
   return { pids: () => processTree(daemon.child.pid), [Symbol.asyncDispose]: daemon.stop };
 }
 
@@ -200,8 +235,28 @@ export async function startIperfServer(
   return { [Symbol.asyncDispose]: daemon.stop };
 }
 
-/** What `startPeer` needs. */
-export interface PeerOptions {
+/** lb's arguments in front of `backends`, with `features` on every backend. */
+export function lbPeerArgs(
+  backends: readonly number[],
+  features: ProxyFeatures = {},
+  extra: readonly string[] = [],
+): string[] {
+  const options = features.sendProxy ? `,proxy=${features.sendProxy}` : "";
+  return [
+    "-f",
+    "127.0.0.1:0",
+    ...backends.flatMap((port) => ["-p", `127.0.0.1:${port}${options}`]),
+    "--log",
+    "off",
+    // HAProxy and nginx run without health checks here; so does lb.
+    "--health-interval",
+    "0",
+    ...extra,
+  ];
+}
+
+/** What `startPeer` needs; features apply to the proxies, not to `direct`. */
+export interface PeerOptions extends ProxyFeatures {
   /** Backend ports on 127.0.0.1 (the direct path uses the first). */
   backends: number[];
   /** A writable temporary directory for configs. */
@@ -223,11 +278,16 @@ export interface PeerOptions {
 /**
  * Starts `name` in front of `options.backends` on a free loopback port.
  *
- * @throws {Error} When the proxy exits or does not listen within 10 s.
+ * @throws {Error} When the proxy exits or does not listen within 10 s, or
+ *   for `direct` with a proxy feature on (there is no proxy to turn it on in).
  */
 export async function startPeer(name: PeerName, options: PeerOptions): Promise<Peer> {
+  const features: ProxyFeatures = options.sendProxy ? { sendProxy: options.sendProxy } : {};
   switch (name) {
     case "direct":
+      if (Object.keys(features).length > 0) {
+        throw new Error(`Cannot start the direct path with ${Object.keys(features).join(", ")}`);
+      }
       return {
         name,
         port: options.backends[0]!,
@@ -239,7 +299,7 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
       const conf = `${options.dir}/haproxy-${port}.cfg`;
       Deno.writeTextFileSync(
         conf,
-        haproxyConfig({ port, backends: options.backends, threads: options.threads }),
+        haproxyConfig({ port, backends: options.backends, threads: options.threads, ...features }),
       );
       const d = await spawnDaemon(
         "haproxy",
@@ -263,6 +323,7 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
           dir,
           workers: options.threads,
           modulePath: options.nginxStream ?? "/usr/lib/nginx/modules/ngx_stream_module.so",
+          ...features,
         }),
       );
       const d = await spawnDaemon("nginx (stream)", options.nginx ?? "nginx", [
@@ -274,17 +335,7 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
       return { name, port, pids: () => processTree(d.child.pid), [Symbol.asyncDispose]: d.stop };
     }
     case "lb": {
-      const args = [
-        "-f",
-        "127.0.0.1:0",
-        ...options.backends.flatMap((port) => ["-p", `127.0.0.1:${port}`]),
-        "--log",
-        "off",
-        // HAProxy and nginx run without health checks here; so does lb.
-        "--health-interval",
-        "0",
-        ...(options.lbArgs ?? []),
-      ];
+      const args = lbPeerArgs(options.backends, features, options.lbArgs);
       const lb = await startLb(args, {
         ...(options.lbBinary ? { binary: options.lbBinary } : {}),
         denoFlags: options.lbDenoFlags ?? ["--allow-net", "--allow-read"],

@@ -12,26 +12,48 @@ export interface Measure {
   unit: string;
   /** Whether a larger figure is better (rates) or a smaller one (latency, memory, CPU). */
   better: "higher" | "lower";
+  /**
+   * A variant row: the measure `base` with one proxy feature on. Each proxy's
+   * figure here ÷ its `base` figure is the feature's cost (see {@link costs}).
+   */
+  base?: MeasureKey;
+  /** The most cost lb may have, as a fraction of `base` (0.05: at most 5% lower). */
+  maxCost?: number;
 }
 
 /** Every measure, in table order. */
 export const MEASURES = [
   { key: "keepAliveRps", label: "keep-alive req/s", unit: "req/s", better: "higher" },
   { key: "newConnRps", label: "new conns/s", unit: "conn/s", better: "higher" },
+  {
+    key: "newConnRpsProxyV2",
+    label: "new conns/s, PROXY v2",
+    unit: "conn/s",
+    better: "higher",
+    base: "newConnRps",
+    maxCost: 0.05,
+  },
   { key: "bulkUpGbps", label: "bulk client→server", unit: "Gbit/s", better: "higher" },
   { key: "bulkDownGbps", label: "bulk server→client", unit: "Gbit/s", better: "higher" },
   { key: "latencyP50Ms", label: "latency p50", unit: "ms", better: "lower" },
   { key: "latencyP99Ms", label: "latency p99", unit: "ms", better: "lower" },
   { key: "idleBytesPerConn", label: "memory / idle conn", unit: "bytes", better: "lower" },
   { key: "cpuSecPerGB", label: "CPU per GB moved", unit: "cpu-s/GB", better: "lower" },
-] as const satisfies readonly { key: string; label: string; unit: string; better: string }[];
+] as const satisfies readonly {
+  key: string;
+  label: string;
+  unit: string;
+  better: string;
+  base?: string;
+  maxCost?: number;
+}[];
 
 /** A measure's key. */
 export type MeasureKey = typeof MEASURES[number]["key"];
 
 /** The parts of a run that `--only` picks, and the measures each yields. */
 export const PARTS = {
-  http: ["keepAliveRps", "newConnRps", "latencyP50Ms", "latencyP99Ms"],
+  http: ["keepAliveRps", "newConnRps", "newConnRpsProxyV2", "latencyP50Ms", "latencyP99Ms"],
   memory: ["idleBytesPerConn"],
   bulk: ["bulkUpGbps", "bulkDownGbps", "cpuSecPerGB"],
 } as const satisfies Record<string, readonly MeasureKey[]>;
@@ -100,6 +122,68 @@ export function ratios(results: Results): Ratios {
   return out;
 }
 
+/** Each proxy's figure of a variant measure ÷ its figure of the base measure, per variant. */
+export type Costs = Partial<Record<MeasureKey, Partial<Record<PeerName, number | null>>>>;
+
+/**
+ * The cost of each variant's feature (measures with a `base`): every proxy's
+ * variant figure ÷ its base figure (0.96: 4% fewer new conns/s with the
+ * feature on); null when either is missing or zero. The direct path has no
+ * proxy, so no cost.
+ */
+export function costs(results: Results, measures: readonly Measure[] = MEASURES): Costs {
+  const out: Costs = {};
+  for (const m of measures) {
+    if (m.base === undefined) continue;
+    const row: Partial<Record<PeerName, number | null>> = {};
+    for (const [peer, figures] of Object.entries(results) as [PeerName, Figures][]) {
+      if (peer === "direct") continue;
+      const variant = figures[m.key];
+      const base = figures[m.base];
+      row[peer] = typeof variant === "number" && typeof base === "number" && base > 0
+        ? variant / base
+        : null;
+    }
+    out[m.key] = row;
+  }
+  return out;
+}
+
+/**
+ * One line per variant measure in `measures`: each proxy's variant ÷ base
+ * ratio, and whether lb's cost is within the measure's `maxCost`; "" for none.
+ */
+export function formatCosts(
+  results: Results,
+  peers: readonly PeerName[],
+  measures: readonly Measure[] = MEASURES,
+): string {
+  const all = costs(results, measures);
+  const lines: string[] = [];
+  for (const m of measures) {
+    if (m.base === undefined) continue;
+    const base = MEASURES.find((b) => b.key === m.base)!;
+    const row = all[m.key] ?? {};
+    const cells = peers.filter((p) => p !== "direct").map((p) => {
+      const v = row[p];
+      return v === null || v === undefined ? `${p} -` : `${p} ${v.toFixed(3)}x`;
+    });
+    let verdict = "";
+    const lb = row.lb;
+    if (typeof lb === "number") {
+      const cost = 1 - lb;
+      verdict = `; lb's cost ${(cost * 100).toFixed(1)}%`;
+      if (m.maxCost !== undefined) {
+        verdict += cost <= m.maxCost
+          ? ` (within ${m.maxCost * 100}%)`
+          : ` (over ${m.maxCost * 100}%)`;
+      }
+    }
+    lines.push(`cost: ${m.label} ÷ ${base.label}: ${cells.join(", ")}${verdict}`);
+  }
+  return lines.join("\n");
+}
+
 /** A figure for the table: 3 significant digits, "-" when missing. */
 export function formatFigure(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "-";
@@ -150,6 +234,12 @@ export interface NoteSettings {
 export function formatNotes(settings: NoteSettings, measures: readonly Measure[]): string {
   const keys = new Set(measures.map((m) => m.key));
   const notes: string[] = [];
+  if (keys.has("newConnRpsProxyV2")) {
+    notes.push(
+      "PROXY v2: new conns/s with every proxy sending a header to nginx backends on " +
+        "`listen ... proxy_protocol` (nginx stream sends v1: it has no v2 sender)",
+    );
+  }
   if (keys.has("latencyP50Ms") || keys.has("latencyP99Ms")) {
     notes.push(
       `latency: ${settings.latencyRate} req/s over ${settings.latencyConns} keep-alive ` +
@@ -181,6 +271,8 @@ export interface Report {
   settings: Record<string, unknown>;
   results: Results;
   ratios: Ratios;
+  /** Each proxy's variant ÷ base figure: what a feature costs (see {@link costs}). */
+  costs: Costs;
   /** Why a peer or measure was skipped. */
   notes: string[];
   /** How idle cost grows with the number of connections, per proxy. */
@@ -225,6 +317,7 @@ export function buildReport(
     settings,
     results,
     ratios: ratios(results),
+    costs: costs(results),
     notes,
     scale,
   };

@@ -1,12 +1,20 @@
 import assert from "node:assert/strict";
-import { settingsFor } from "../bench/bench.ts";
+import { backendsFor, settingsFor, VARIANTS } from "../bench/bench.ts";
 import { parseIperf } from "../bench/iperf.ts";
 import { percentile, responseLength } from "../bench/latency.ts";
 import { parseCpuModel } from "../bench/machine.ts";
-import { haproxyConfig, nginxHttpConfig, nginxStreamConfig } from "../bench/peers.ts";
+import {
+  haproxyConfig,
+  lbPeerArgs,
+  nginxHttpConfig,
+  nginxStreamConfig,
+  startPeer,
+} from "../bench/peers.ts";
 import { parseStat, parseVmRss } from "../bench/proc.ts";
 import {
   buildReport,
+  costs,
+  formatCosts,
   formatFigure,
   formatNotes,
   formatScale,
@@ -14,6 +22,7 @@ import {
   MEASURES,
   measuresOf,
   parseOnly,
+  PARTS,
   ratios,
   reportName,
   type Results,
@@ -123,6 +132,88 @@ Deno.test("nginxHttpConfig answers 200 ok on every port without logging", () => 
   assert(!cfg.includes("load_module"));
 });
 
+Deno.test("haproxyConfig sends a PROXY header to every server with send-proxy(-v2)", () => {
+  const opts = { port: 9000, backends: [9001, 9002], threads: 2 };
+  const v2 = haproxyConfig({ ...opts, sendProxy: "v2" });
+  assert.match(v2, /server b0 127\.0\.0\.1:9001 send-proxy-v2$/m);
+  assert.match(v2, /server b1 127\.0\.0\.1:9002 send-proxy-v2$/m);
+  const v1 = haproxyConfig({ ...opts, sendProxy: "v1" });
+  assert.match(v1, /server b0 127\.0\.0\.1:9001 send-proxy$/m);
+  assert(!haproxyConfig(opts).includes("send-proxy"));
+});
+
+Deno.test("nginxStreamConfig turns proxy_protocol on in the server block when sending", () => {
+  const opts = {
+    port: 9000,
+    backends: [9001],
+    threads: 2,
+    dir: "/tmp/x",
+    workers: 2,
+    modulePath: "/m/ngx_stream_module.so",
+  };
+  const cfg = nginxStreamConfig({ ...opts, sendProxy: "v2" });
+  assert.match(cfg, /server \{\n\s*listen 127\.0\.0\.1:9000;\n[^}]*proxy_protocol on;\n\s*\}/);
+  assert(!nginxStreamConfig(opts).includes("proxy_protocol"));
+});
+
+Deno.test("nginxHttpConfig listens with proxy_protocol on the proxy ports only", () => {
+  const cfg = nginxHttpConfig({
+    dir: "/tmp/y",
+    workers: 1,
+    ports: [8001, 8002],
+    proxyPorts: [8003, 8004],
+  });
+  assert.match(cfg, /listen 127\.0\.0\.1:8001;\n\s*listen 127\.0\.0\.1:8002;/);
+  assert.match(
+    cfg,
+    /listen 127\.0\.0\.1:8003 proxy_protocol;\n\s*listen 127\.0\.0\.1:8004 proxy_protocol;/,
+  );
+  // One server block: every port answers the same 200 ok.
+  assert.deepEqual(cfg.match(/server \{/g)?.length, 1);
+  assert.deepEqual(cfg.match(/return 200 "ok";/g)?.length, 1);
+  assert(!nginxHttpConfig({ dir: "/tmp/y", workers: 1, ports: [8001] }).includes("proxy_protocol"));
+});
+
+Deno.test("lbPeerArgs adds proxy=v2 to every backend and keeps the extra flags last", () => {
+  assert.deepEqual(lbPeerArgs([9001, 9002], { sendProxy: "v2" }, ["--workers", "2"]), [
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    "127.0.0.1:9001,proxy=v2",
+    "-p",
+    "127.0.0.1:9002,proxy=v2",
+    "--log",
+    "off",
+    "--health-interval",
+    "0",
+    "--workers",
+    "2",
+  ]);
+  const plain = lbPeerArgs([9001]);
+  assert(plain.includes("127.0.0.1:9001") && !plain.join(" ").includes("proxy="));
+});
+
+Deno.test("startPeer refuses a proxy feature on the direct path", async () => {
+  await assert.rejects(
+    () => startPeer("direct", { backends: [9], dir: "/tmp", threads: 1, sendProxy: "v2" }),
+    /direct path with sendProxy/,
+  );
+});
+
+Deno.test("VARIANTS: each is an http row based on new conns/s, on its own backends", () => {
+  const http: readonly string[] = PARTS.http;
+  for (const v of VARIANTS) {
+    const m = MEASURES.find((m) => m.key === v.key);
+    assert(m && "base" in m && m.base === "newConnRps", v.key);
+    assert(http.includes(v.key), v.key);
+  }
+  const proxyV2 = VARIANTS.find((v) => v.key === "newConnRpsProxyV2")!;
+  assert.deepEqual(proxyV2.features, { sendProxy: "v2" });
+  const ports = { plain: [1, 2], proxy: [3, 4] };
+  assert.deepEqual(backendsFor(proxyV2.features, ports), [3, 4]);
+  assert.deepEqual(backendsFor({}, ports), [1, 2]);
+});
+
 Deno.test("installHint names the Debian packages of missing tools, once each", () => {
   assert.deepEqual(installHint([]), undefined);
   const hint = installHint(["nginx", "nginxStream", "wrk"]);
@@ -155,7 +246,7 @@ Deno.test("ratios divides lb by each peer and leaves missing or zero as null", (
 Deno.test("formatTable shows figures, ratios and dashes for what is missing", () => {
   const table = formatTable(RESULTS, ["direct", "haproxy", "nginx", "lb"]);
   const lines = table.split("\n");
-  assert.deepEqual(lines.length, 9);
+  assert.deepEqual(lines.length, 1 + MEASURES.length);
   assert.match(lines[0]!, /^measure\s+direct\s+haproxy\s+nginx\s+lb\s+lb\/haproxy\s+lb\/nginx/);
   assert.match(
     table,
@@ -218,6 +309,7 @@ Deno.test("measuresOf keeps the table order and only the parts' measures", () =>
   assert.deepEqual(measuresOf(["memory", "http"]).map((m) => m.key), [
     "keepAliveRps",
     "newConnRps",
+    "newConnRpsProxyV2",
     "latencyP50Ms",
     "latencyP99Ms",
     "idleBytesPerConn",
@@ -245,7 +337,10 @@ Deno.test("bench --only bulk: the table and notes show no rows or notes of other
 Deno.test("bench --only notes: latency with http, memory with memory, both for a full run", () => {
   const settings = settingsFor(true, 2);
   const http = formatNotes(settings, measuresOf(["http"]));
-  assert.match(http, /^latency: 1000 req\/s over 10 keep-alive connections, [^;]*\.$/);
+  assert.match(
+    http,
+    /^PROXY v2: [^;]*proxy_protocol[^;]*; latency: 1000 req\/s over 10 keep-alive connections, [^;]*\.$/,
+  );
   const memory = formatNotes(settings, measuresOf(["memory"]));
   assert.match(memory, /^memory: 500 idle connections \(RSS growth [^;]*\)\.$/);
   assert.deepEqual(formatNotes(settings, MEASURES), `${http.slice(0, -1)}; ${memory}`);
@@ -266,4 +361,67 @@ Deno.test("bench --only with an unknown part exits 2 with one line, before measu
   assert.deepEqual(code, 2, text);
   assert.deepEqual(text.trim().split("\n").length, 1, text);
   assert.match(text, /^bench: .*"--only" must list http, memory, bulk .*"htp"/);
+});
+
+const PROXY_RESULTS: Results = {
+  direct: { newConnRps: 24000, newConnRpsProxyV2: null },
+  haproxy: { newConnRps: 12000, newConnRpsProxyV2: 11400 },
+  nginx: { newConnRps: 13000, newConnRpsProxyV2: 13000 },
+  lb: { newConnRps: 8000, newConnRpsProxyV2: 7680 },
+};
+
+Deno.test("bench --only http has the PROXY v2 row, direct '-'; --only bulk/memory do not", () => {
+  const peers = ["direct", "haproxy", "nginx", "lb"] as const;
+  const lines = formatTable(PROXY_RESULTS, peers, measuresOf(["http"])).split("\n");
+  const row = lines.find((l) => l.startsWith("new conns/s, PROXY v2 (conn/s)"));
+  assert(row, lines.join("\n"));
+  assert.match(
+    row,
+    /^new conns\/s, PROXY v2 \(conn\/s\)\s+-\s+11400\s+13000\s+7680\s+0\.67x\s+0\.59x\s+-\s+higher$/,
+  );
+  // Right under the plain new-connection row.
+  assert.match(lines[lines.indexOf(row) - 1]!, /^new conns\/s \(conn\/s\)/);
+  for (const parts of [["bulk"], ["memory"], ["memory", "bulk"]] as const) {
+    const table = formatTable(PROXY_RESULTS, peers, measuresOf(parts));
+    assert(!table.includes("PROXY"), table);
+    assert.deepEqual(formatCosts(PROXY_RESULTS, peers, measuresOf(parts)), "");
+  }
+});
+
+Deno.test("costs divide each proxy's PROXY v2 rate by its plain rate, direct left out", () => {
+  const c = costs(PROXY_RESULTS);
+  assert.deepEqual(c.newConnRpsProxyV2, { haproxy: 0.95, nginx: 1, lb: 0.96 });
+  assert.deepEqual(Object.keys(c), ["newConnRpsProxyV2"]);
+  assert.deepEqual(costs({ lb: { newConnRps: 0, newConnRpsProxyV2: 5 } }).newConnRpsProxyV2, {
+    lb: null,
+  });
+  const report = JSON.parse(JSON.stringify(buildReport(
+    new Date(0),
+    {
+      cores: 2,
+      cpuModel: "x",
+      kernel: "k",
+      deno: "d",
+    },
+    {},
+    PROXY_RESULTS,
+    [],
+  )));
+  assert.deepEqual(report.costs.newConnRpsProxyV2.lb, 0.96);
+});
+
+Deno.test("formatCosts prints every proxy's ratio and whether lb's cost is within 5%", () => {
+  const peers = ["direct", "haproxy", "nginx", "lb"] as const;
+  assert.deepEqual(
+    formatCosts(PROXY_RESULTS, peers),
+    "cost: new conns/s, PROXY v2 ÷ new conns/s: haproxy 0.950x, nginx 1.000x, lb 0.960x; " +
+      "lb's cost 4.0% (within 5%)",
+  );
+  const slow: Results = { ...PROXY_RESULTS, lb: { newConnRps: 8000, newConnRpsProxyV2: 7200 } };
+  assert.match(formatCosts(slow, peers), /lb 0\.900x; lb's cost 10\.0% \(over 5%\)$/);
+  const none: Results = { haproxy: { newConnRps: 12000 }, lb: { newConnRps: 8000 } };
+  assert.deepEqual(
+    formatCosts(none, ["haproxy", "lb"], measuresOf(["http"])),
+    "cost: new conns/s, PROXY v2 ÷ new conns/s: haproxy -, lb -",
+  );
 });
