@@ -40,6 +40,12 @@ export class Pool {
     return candidates.length === 0 ? undefined : this.strategy.pick(candidates, clientHost);
   }
 
+  /** Whether any backend expects a PROXY header (the proxy then reads the client early). */
+  sendsProxy(): boolean {
+    for (const b of this.backends) if (b.proxy) return true;
+    return false;
+  }
+
   #candidates(backup: boolean, tried?: ReadonlySet<Backend>): Backend[] {
     const out = this.#scratch;
     out.length = 0;

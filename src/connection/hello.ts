@@ -8,15 +8,23 @@ import type { Backend } from "../balancing/backend.ts";
 import { encodeProxyV1, encodeProxyV2 } from "../proxy_protocol/mod.ts";
 import type { Session } from "./session.ts";
 
-/** The bytes to write to `backend` first, or undefined when there are none. */
-export function helloFor(session: Session, backend: Backend): Uint8Array | undefined {
-  const header = _header(session, backend);
-  const prefetch = session.prefetch;
-  if (!header) return prefetch;
-  if (!prefetch) return header;
-  const out = new Uint8Array(header.length + prefetch.length);
-  out.set(header);
-  out.set(prefetch, header.length);
+/**
+ * The bytes to write to `backend` first (its PROXY header, bytes read from
+ * the client before the pumps, then `extra`), or undefined when there are none.
+ */
+export function helloFor(
+  session: Session,
+  backend: Backend,
+  extra?: Uint8Array,
+): Uint8Array | undefined {
+  const parts = [_header(session, backend), session.prefetch, extra].filter((p) => p !== undefined);
+  if (parts.length <= 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
   return out;
 }
 

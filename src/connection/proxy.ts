@@ -7,7 +7,7 @@ import { helloFor, writeAll } from "./hello.ts";
 import { type AcceptProxy, acceptProxyHeader } from "./accept_proxy.ts";
 import { admit, type SourceLimits } from "./admission.ts";
 import type { AccessPolicy } from "../admission/policy.ts";
-import { pump } from "./pump.ts";
+import { MIN_BUFFER, pump } from "./pump.ts";
 import type { Session } from "./session.ts";
 
 /** What proxying one connection needs from the rest of lb. */
@@ -46,25 +46,48 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
 
 /** The connection once admitted: pick and connect, say hello, pump. */
 async function _proxy(session: Session, ctx: ProxyContext): Promise<void> {
+  // Where a header is sent, the client's first read runs while the backend is
+  // dialled: bytes there by then go out with the header in one write.
+  const early = ctx.pool.sendsProxy() ? _readEarly(session.client) : undefined;
   const upstream = await connectBackend(session, ctx);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;
   const fail = () => session.abort("reset");
   try {
-    // What goes before the client's stream, in one write: our PROXY header, prefetched bytes.
-    const hello = helloFor(session, backend);
+    // What goes before the client's stream, in one write: our PROXY header,
+    // bytes read before the pumps (after a PROXY header we accepted, or
+    // during the dial).
+    let first = early;
+    const extra = early?.n ? early.buf.subarray(0, early.n) : undefined;
+    const hello = helloFor(session, backend, extra);
+    if (extra) first = undefined; // consumed: the pump starts with a fresh read
     if (hello) {
       await writeAll(upstream, hello).catch(fail);
-      session.up.bytes += session.prefetch?.length ?? 0;
+      session.up.bytes += (session.prefetch?.length ?? 0) + (extra?.length ?? 0);
     }
+    if (early?.n === null) first = { buf: early.buf, read: Promise.resolve(null) };
     await Promise.all([
-      pump(session.client, upstream, session.up).catch(fail),
+      pump(session.client, upstream, session.up, first).catch(fail),
       pump(upstream, session.client, session.down).catch(fail),
     ]);
     session.abort("eof");
   } finally {
     backend.closed(session.up.bytes, session.down.bytes);
   }
+}
+
+/** A read of the client started now; `n` is set once it has completed (null: EOF). */
+interface _Early {
+  buf: Uint8Array<ArrayBuffer>;
+  read: Promise<number | null>;
+  n?: number | null;
+}
+
+function _readEarly(client: Deno.Conn): _Early {
+  const early: _Early = { buf: new Uint8Array(MIN_BUFFER), read: Promise.resolve(null) };
+  early.read = client.read(early.buf);
+  early.read.then((n) => early.n = n, () => {}); // a failure is seen again by the pump
+  return early;
 }
 
 async function connectBackend(

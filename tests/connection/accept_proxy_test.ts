@@ -410,3 +410,38 @@ Deno.test("--balance source hashes the client an accepted header names, not the 
   for (let i = 1; i <= 30; i++) await send(`198.51.100.${i}`);
   ok(a.accepted > 0 && b.accepted > 0, `spread ${a.accepted}/${b.accepted}`);
 });
+
+Deno.test("proxy=v2 to a server that speaks first: the header goes at once, no waiting for the client", async () => {
+  // Like SMTP behind a PROXY-expecting server: it reads the header, then greets.
+  await using backend = startTcpServer(async (conn) => {
+    const buf = new Uint8Array(1024);
+    let got = new Uint8Array(0);
+    while (parseProxyHeader(got).status === "incomplete") {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      got = new Uint8Array([...got, ...buf.subarray(0, n)]);
+    }
+    await writeAll(conn, encoder.encode("220 hello\r\n"));
+  });
+  await using lb = await startLb([
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    `${backend.port},proxy=v2`,
+    "--health-interval",
+    "0",
+  ]);
+  const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+  try {
+    const greeting = new Uint8Array(11);
+    let n = 0;
+    while (n < greeting.length) {
+      const read = await conn.read(greeting.subarray(n));
+      if (read === null) break;
+      n += read;
+    }
+    assertEquals(decoder.decode(greeting.subarray(0, n)), "220 hello\r\n");
+  } finally {
+    conn.close();
+  }
+});
