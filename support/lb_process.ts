@@ -4,6 +4,8 @@
  * @module
  */
 
+import { LB_FLAGS } from "./compile.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** A frontend's `listening on` line; the admin endpoint's (`admin: listening on`) is not one. */
 const FRONTEND_LISTENING = /(?<!admin: )listening on /;
@@ -12,7 +14,10 @@ const FRONTEND_LISTENING = /(?<!admin: )listening on /;
 export interface StartOptions {
   /** A compiled binary to run instead of `deno run main.ts`. */
   binary?: string;
-  /** Extra `deno run` flags (permissions, unstable). @default ["--allow-net", "--allow-read", "--allow-write"] */
+  /**
+   * `deno run` flags (permissions, unstable, V8). @default LB_FLAGS: exactly the
+   * compiled binary's, so that every end-to-end test proves the binary needs no other permission
+   */
   denoFlags?: string[];
   /** How many `listening on` lines to wait for. @default 1 */
   frontends?: number;
@@ -47,7 +52,7 @@ export interface LbProcess extends AsyncDisposable {
  * @throws {Error} With lb's output when it exits or stalls before listening.
  */
 export async function startLb(args: string[], options: StartOptions = {}): Promise<LbProcess> {
-  const denoFlags = options.denoFlags ?? ["--allow-net", "--allow-read", "--allow-write"];
+  const denoFlags = options.denoFlags ?? [...LB_FLAGS];
   const child = new Deno.Command(
     options.binary ?? Deno.execPath(),
     {

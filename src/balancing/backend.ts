@@ -14,7 +14,10 @@ import { BackendHealth } from "./backend_health.ts";
  * went to the backend, `bytesOut` came from the backend and went to clients.
  */
 export class Backend {
-  /** `host:port`, unique within a pool; used in logs, metrics and admin URLs. */
+  /**
+   * `host:port`, unique within a pool; used in logs, metrics and admin URLs. An
+   * address found through DNS goes by `NAME:PORT/ADDRESS` (`BackendConfig.id`).
+   */
   readonly id: string;
   readonly addr: HostPort;
   /** Up or down, with its rise/fall bookkeeping. */
@@ -23,6 +26,8 @@ export class Backend {
   #backup = false;
   #maxConn = 0;
   #proxy: ProxyVersion | undefined;
+  #sni: readonly string[] | undefined;
+  #tls: { name: string | undefined; verify: boolean } | undefined;
   #drained = false;
   #active = 0;
   #total = 0;
@@ -32,7 +37,7 @@ export class Backend {
 
   constructor(config: BackendConfig) {
     this.addr = { hostname: config.hostname, port: config.port };
-    this.id = formatHostPort(this.addr);
+    this.id = config.id ?? formatHostPort(this.addr);
     this.configure(config);
   }
 
@@ -40,12 +45,38 @@ export class Backend {
   configure(
     config: Pick<BackendConfig, "weight" | "backup" | "maxConn"> & {
       proxy?: ProxyVersion | undefined;
+      sni?: readonly string[] | undefined;
+      tls?: boolean | undefined;
+      tlsName?: string | undefined;
+      tlsVerify?: boolean | undefined;
     },
   ): void {
     this.#weight = config.weight;
     this.#backup = config.backup;
     this.#maxConn = config.maxConn;
     this.#proxy = config.proxy;
+    this.#sni = config.sni;
+    this.#tls = config.tls ? { name: config.tlsName, verify: config.tlsVerify ?? true } : undefined;
+  }
+
+  /** Whether lb connects to this backend over TLS (`-p ...,tls`). */
+  get tls(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  /** The name sent and verified over TLS instead of the host (`tls-name=`). */
+  get tlsName(): string | undefined {
+    return this.#tls?.name;
+  }
+
+  /** Whether the backend's host name is verified over TLS (off only with `tls-verify=off`). */
+  get tlsVerify(): boolean {
+    return this.#tls?.verify ?? true;
+  }
+
+  /** TLS server names this backend serves (`sni=`); undefined serves connections no name matches. */
+  get sni(): readonly string[] | undefined {
+    return this.#sni;
   }
 
   /** The PROXY protocol header version sent before a client's bytes; undefined sends none. */

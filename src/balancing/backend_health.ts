@@ -8,6 +8,7 @@ export class BackendHealth {
   #failStreak = 0;
   #lastCheckMs = -1;
   #lastError: string | undefined;
+  #joining = false;
 
   /** Whether the backend takes connections. */
   get up(): boolean {
@@ -34,13 +35,29 @@ export class BackendHealth {
     return this.#lastError;
   }
 
-  /** Counts a success; true when it brings the backend up (`rise` in a row). */
+  /** Whether it is down until its first successful check ({@link BackendHealth.join}). */
+  get joining(): boolean {
+    return this.#joining;
+  }
+
+  /**
+   * Down until one check succeeds, whatever `rise` says: a backend that
+   * appeared while lb serves (a new address from DNS) gets connections once
+   * it has answered, and at once after that (HAProxy's `init-state down`).
+   */
+  join(): void {
+    this.#up = false;
+    this.#joining = true;
+  }
+
+  /** Counts a success; true when it brings the backend up (`rise` in a row, or one when joining). */
   succeeded(rise: number): boolean {
     this.#failStreak = 0;
     this.#okStreak++;
     this.#lastError = undefined;
-    if (this.#up || this.#okStreak < rise) return false;
+    if (this.#up || (this.#okStreak < rise && !this.#joining)) return false;
     this.#up = true;
+    this.#joining = false;
     return true;
   }
 
@@ -63,6 +80,7 @@ export class BackendHealth {
   reset(): boolean {
     const wasDown = !this.#up;
     this.#up = true;
+    this.#joining = false;
     this.#failStreak = 0;
     this.#okStreak = 0;
     return wasDown;

@@ -167,6 +167,15 @@ export class HealthChecker {
     await Promise.all(pending.map((check) => check.done));
   }
 
+  /**
+   * Checks `backend` now rather than at the next round: a backend that just
+   * joined (see `BackendHealth.join`) takes connections as soon as it
+   * answers. No-op when checks are not running or one is in flight for it.
+   */
+  checkSoon(backend: Backend): void {
+    if (this.#running && !this.#inflight.has(backend)) this.#check(backend);
+  }
+
   #round(): void {
     this.#timer = this.#clock.setTimeout(() => this.#round(), this.#health.config.interval);
     for (const backend of this.#backends()) {

@@ -10,6 +10,29 @@ export interface BackendConfig extends HostPort {
   maxConn: number;
   /** Send a PROXY protocol header of this version before the client's bytes. @default none */
   proxy?: ProxyVersion;
+  /** Connect over TLS (`tls`): verify the backend's certificate for `tlsName` or its host. @default false */
+  tls?: boolean;
+  /** The name sent (SNI) and verified over TLS instead of the host (`tls-name=NAME`). */
+  tlsName?: string;
+  /** Skip the host name check over TLS (`tls-verify=off`); warned at start. @default true */
+  tlsVerify?: boolean;
+  /**
+   * TLS server names this backend serves (`sni=api.example.com`, `sni=*.example.com`): a
+   * frontend with any such backend routes by the ClientHello's name. @default none
+   */
+  sni?: string[] | undefined;
+  /**
+   * `hostname` is not an address but a name followed through DNS (A and AAAA, or with `srv`
+   * its SRV records): see `src/lb/discovered.ts`. Set on the backends found that way: their id
+   * in logs, `/stats` and `/metrics`, `NAME:PORT/ADDRESS`. @default `host:port`
+   */
+  id?: string;
+  /**
+   * `-p srv:_SERVICE._PROTO.NAME`: `hostname` is an SRV name whose records give the targets,
+   * ports and weights (the lowest priority normal, higher ones backups); `port` is 0.
+   * @default false
+   */
+  srv?: boolean;
 }
 
 /** A PROXY protocol version lb sends to a backend (`-p HOST:PORT,proxy=v2`). */
@@ -34,10 +57,20 @@ export interface FrontendConfig {
   backends: BackendConfig[];
   /** Require a PROXY v1/v2 header on every connection; absent is off. */
   acceptProxy?: AcceptProxyConfig;
+  /** Terminate TLS with these certificates (`--tls-cert`/`--tls-key`); absent passes bytes through. */
+  tls?: TlsTerminationConfig;
   /** CIDRs let in (all others refused); absent uses the global `allow`. */
   allow?: string[];
   /** CIDRs refused (wins over allow); absent uses the global `deny`. */
   deny?: string[];
+}
+
+/** TLS termination on a frontend. */
+export interface TlsTerminationConfig {
+  /** Certificate and key files; the one whose names match the client's SNI is used, else the first. */
+  certs: { cert: string; key: string }[];
+  /** ALPN protocols to advertise (`--tls-alpn h2,http/1.1`). @default [] */
+  alpn: string[];
 }
 
 /** New connections per window, as `--conn-rate-per-source 20/1s` gives it. */
@@ -75,6 +108,15 @@ export interface Config {
   maxConns: number;
   /** How long SIGTERM waits for open connections, ms. @default 30000 */
   drainTimeout: number;
+  /**
+   * After SIGTERM, keep accepting this long while `/ready` answers 503, so that an
+   * orchestrator stops sending first; then drain. ms. @default 0
+   */
+  drainDelay: number;
+  /** DNS servers for backends given by name, tried in turn; empty uses the system's. @default [] */
+  resolvers: HostPort[];
+  /** Time between lookups of backends given by name, ms; 0 resolves once at start. @default 10000 */
+  resolveInterval: number;
   /** Admin HTTP endpoint; null is off. @default null */
   admin: HostPort | null;
   /**
@@ -92,6 +134,10 @@ export interface Config {
   maxConnsPerSource: number;
   /** Most new connections from one client source per sliding window; null is no limit. @default null */
   connRatePerSource: RateConfig | null;
+  /** A PEM file of CA certificates trusted for `tls` backends, besides the system's. @default null */
+  tlsCa: string | null;
+  /** Bound on the wait for a complete TLS ClientHello where backends route by `sni=`, ms. @default 5000 */
+  sniTimeout: number;
   /** Most client sources tracked for the two limits above. @default 100000 */
   sourceTableSize: number;
   /** IPv6 clients within one prefix of this length count as one source. @default 64 */
@@ -134,6 +180,9 @@ export function defaultConfig(): Config {
     idleTimeout: 0,
     maxConns: 0,
     drainTimeout: 30_000,
+    drainDelay: 0,
+    resolvers: [],
+    resolveInterval: 10_000,
     admin: null,
     adminTokenFile: null,
     adminInsecure: false,
@@ -141,6 +190,8 @@ export function defaultConfig(): Config {
     deny: [],
     maxConnsPerSource: 0,
     connRatePerSource: null,
+    tlsCa: null,
+    sniTimeout: 5000,
     sourceTableSize: 100_000,
     sourceIPv6Prefix: 64,
     log: "text",

@@ -20,6 +20,7 @@
  */
 import { ANY_HOST, type HostPort } from "../common/address.ts";
 import { ConfigError, describe } from "../common/errors.ts";
+import { parseResolver, srvName } from "./backend_entry.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
 import {
   type AcceptProxyConfig,
@@ -30,6 +31,7 @@ import {
   type FrontendConfig,
   type LogFormat,
   type ProxyVersion,
+  type TlsTerminationConfig,
 } from "./config.ts";
 import { parseDuration } from "./duration.ts";
 import { parseHostPort } from "./host_port.ts";
@@ -180,6 +182,9 @@ const TOP_KEYS = [
   "idleTimeout",
   "maxConns",
   "drainTimeout",
+  "drainDelay",
+  "resolvers",
+  "resolveInterval",
   "admin",
   "adminTokenFile",
   "adminInsecure",
@@ -188,14 +193,39 @@ const TOP_KEYS = [
   "maxConnsPerSource",
   "connRatePerSource",
   "sourceTableSize",
+  "sniTimeout",
+  "tlsCa",
   "sourceIPv6Prefix",
   "log",
   "logFile",
   "workers",
 ];
-const FRONTEND_KEYS = ["name", "listen", "balance", "backends", "acceptProxy", "allow", "deny"];
+const FRONTEND_KEYS = [
+  "name",
+  "listen",
+  "balance",
+  "backends",
+  "acceptProxy",
+  "allow",
+  "deny",
+  "tls",
+];
 const ACCEPT_PROXY_KEYS = ["timeout", "from"];
-const BACKEND_KEYS = ["host", "port", "weight", "backup", "maxConn", "proxy"];
+const BACKEND_KEYS = [
+  "host",
+  "port",
+  "weight",
+  "backup",
+  "maxConn",
+  "proxy",
+  "sni",
+  "srv",
+  "tls",
+  "tlsName",
+  "tlsVerify",
+];
+const TLS_KEYS = ["certs", "alpn"];
+const CERT_KEYS = ["cert", "key"];
 const HEALTH_KEYS = ["interval", "timeout", "rise", "fall"];
 
 function _config(data: unknown): Config {
@@ -229,6 +259,15 @@ function _config(data: unknown): Config {
   if (has("idleTimeout")) config.idleTimeout = _duration(root.idleTimeout, "idleTimeout");
   if (has("maxConns")) config.maxConns = _int(root.maxConns, "maxConns", "maxConns");
   if (has("drainTimeout")) config.drainTimeout = _duration(root.drainTimeout, "drainTimeout");
+  if (has("drainDelay")) config.drainDelay = _duration(root.drainDelay, "drainDelay");
+  if (has("resolvers")) {
+    config.resolvers = _strings(root.resolvers, "resolvers").map((text, i) =>
+      parseResolver(text, `resolvers[${i}]`)
+    );
+  }
+  if (has("resolveInterval")) {
+    config.resolveInterval = _duration(root.resolveInterval, "resolveInterval");
+  }
   if (has("admin")) {
     config.admin = root.admin === null ? null : _hostPort(root.admin, "admin", "127.0.0.1");
   }
@@ -253,6 +292,8 @@ function _config(data: unknown): Config {
       ? null
       : readRate(_string(root.connRatePerSource, "connRatePerSource"), "connRatePerSource");
   }
+  if (has("sniTimeout")) config.sniTimeout = _duration(root.sniTimeout, "sniTimeout");
+  if (has("tlsCa")) config.tlsCa = root.tlsCa === null ? null : _string(root.tlsCa, "tlsCa");
   if (has("sourceTableSize")) {
     config.sourceTableSize = _int(root.sourceTableSize, "sourceTableSize", "sourceTableSize");
   }
@@ -289,6 +330,7 @@ function _frontend(data: unknown, path: string, index: number): FrontendConfig {
     ? []
     : _array(f.backends, `${path}.backends`).map((b, i) => _backend(b, `${path}.backends[${i}]`));
   const frontend: FrontendConfig = { name, listen, balance, backends };
+  if (f.tls !== undefined) frontend.tls = _tls(f.tls, `${path}.tls`);
   if (f.allow !== undefined) frontend.allow = _strings(f.allow, `${path}.allow`);
   if (f.deny !== undefined) frontend.deny = _strings(f.deny, `${path}.deny`);
   if (f.acceptProxy !== undefined && f.acceptProxy !== false) {
@@ -305,6 +347,7 @@ function _backend(data: unknown, path: string): BackendConfig {
     `an object like {"host": "127.0.0.1", "port": 8101} or "HOST:PORT"`,
   );
   _known(b, BACKEND_KEYS, `${path}.`);
+  if (b.srv !== undefined) return _srvBackend(b, path);
   const hostname = b.host === undefined ? "127.0.0.1" : _host(b.host, `${path}.host`);
   if (b.port === undefined) throw new ConfigError(`${path}.port is required`);
   return {
@@ -316,7 +359,27 @@ function _backend(data: unknown, path: string): BackendConfig {
     ...(b.proxy === undefined || b.proxy === null
       ? {}
       : { proxy: _proxyVersion(b.proxy, `${path}.proxy`) }),
+    ...(b.sni === undefined ? {} : { sni: _strings(b.sni, `${path}.sni`) }),
+    ...(b.tls === undefined ? {} : { tls: _bool(b.tls, `${path}.tls`) }),
+    ...(b.tlsName === undefined
+      ? {}
+      : { tls: true, tlsName: _string(b.tlsName, `${path}.tlsName`) }),
+    ...(b.tlsVerify === undefined ? {} : { tlsVerify: _bool(b.tlsVerify, `${path}.tlsVerify`) }),
   };
+}
+
+/** `{"srv": "_http._tcp.example.com", ...options}`: backends from SRV records. */
+function _srvBackend(b: Json, path: string): BackendConfig {
+  for (const key of ["host", "port", "weight"]) {
+    if (b[key] !== undefined) {
+      throw new ConfigError(
+        `${path}.${key} cannot be given with srv: the SRV records give targets, ports and weights`,
+      );
+    }
+  }
+  const name = srvName(_string(b.srv, `${path}.srv`), `${path}.srv`);
+  const { srv: _, ...options } = b;
+  return { ..._backend({ ...options, port: 1 }, path), hostname: name, port: 0, srv: true };
 }
 
 /** `true`, or `{"timeout": "3s", "from": ["10.0.0.0/8"]}`. */
@@ -330,6 +393,26 @@ function _acceptProxy(data: unknown, path: string): AcceptProxyConfig {
     accept.from = _array(a.from, `${path}.from`).map((c, i) => _string(c, `${path}.from[${i}]`));
   }
   return accept;
+}
+
+/** `{"certs": [{"cert": "a.pem", "key": "a.key"}], "alpn": ["h2"]}`. */
+function _tls(data: unknown, path: string): TlsTerminationConfig {
+  const t = _object(data, path, `an object like {"certs": [{"cert": "a.pem", "key": "a.key"}]}`);
+  _known(t, TLS_KEYS, `${path}.`);
+  const certs = _array(t.certs, `${path}.certs`).map((c, i) => {
+    const pair = _object(
+      c,
+      `${path}.certs[${i}]`,
+      `an object like {"cert": "a.pem", "key": "a.key"}`,
+    );
+    _known(pair, CERT_KEYS, `${path}.certs[${i}].`);
+    return {
+      cert: _string(pair.cert, `${path}.certs[${i}].cert`),
+      key: _string(pair.key, `${path}.certs[${i}].key`),
+    };
+  });
+  if (certs.length === 0) throw new ConfigError(`${path}.certs must list at least one certificate`);
+  return { certs, alpn: t.alpn === undefined ? [] : _strings(t.alpn, `${path}.alpn`) };
 }
 
 /** An array of non-empty strings (CIDRs, checked in validateConfig). */

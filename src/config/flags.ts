@@ -16,8 +16,11 @@ A TCP (layer-4) load balancer.
 Options:
   -f, --frontend [HOST:]PORT   listen address (default: all interfaces, port ${DEFAULT_FRONTEND_PORT})
   -p, --backend BACKEND        backend PORT (on 127.0.0.1), HOST:PORT or [IPv6]:PORT, repeatable;
+                               a HOST name, or srv:_SERVICE._PROTO.NAME, is followed through DNS;
                                options after commas: weight=N, backup, maxconn=N,
-                               proxy=v1|v2 (send a PROXY protocol header)
+                               proxy=v1|v2 (send a PROXY protocol header),
+                               sni=NAME (route TLS by server name; *.example.com, repeatable),
+                               tls, tls-name=NAME, tls-verify=off (connect over TLS)
   -b, --balance NAME           ${STRATEGY_NAMES.join(", ")} (default: roundrobin)
       --health-interval DUR    time between TCP health checks, 0 disables (default: 2s)
       --health-timeout DUR     bound on one health check (default: 1s)
@@ -28,6 +31,12 @@ Options:
       --idle-timeout DUR       close connections idle this long, 0 is off (default: 0)
       --max-conns N            most client connections at once, 0 is no limit (default: 0)
       --drain-timeout DUR      on SIGTERM, wait this long for open connections (default: 30s)
+      --drain-delay DUR        on SIGTERM, keep accepting this long while /ready says 503,
+                               then drain (default: 0)
+      --resolver IP[:PORT]     DNS server for backends given by name, repeatable
+                               (default: the system's)
+      --resolve-interval DUR   time between lookups of those names, 0 resolves once
+                               (default: 10s)
       --admin [HOST:]PORT      admin HTTP endpoint: /metrics, /stats, stats page (default: off)
       --admin-token-file PATH  admin requests need "Authorization: Bearer TOKEN", TOKEN the
                                file's content; required when --admin is not loopback
@@ -37,6 +46,13 @@ Options:
       --config PATH            read a JSON (JSONC) config file; flags override it
       --check                  validate the configuration and exit
       --workers N              accept loops sharing the port (default: 1)
+      --tls-cert FILE          terminate TLS with this certificate (PEM), repeatable with --tls-key;
+                               with several, the client's server name picks one
+      --tls-key FILE           the private key (PEM) of the --tls-cert at the same position
+      --tls-alpn LIST          ALPN protocols to advertise, comma-separated (e.g. h2,http/1.1)
+      --tls-ca FILE            CA certificates (PEM) trusted for backends with -p ...,tls
+      --sni-timeout DUR        bound on the wait for a TLS ClientHello where backends have sni=
+                               (default: 5s)
       --accept-proxy           require a PROXY protocol v1/v2 header on every connection
       --proxy-timeout DUR      bound on the wait for that header (default: 3s)
       --proxy-from CIDR        peers allowed to send it, repeatable (default: any)
@@ -56,7 +72,8 @@ refused and the running config kept); SIGTERM stops accepting and drains.
 Examples:
   lb -f 8080 -p 8101 -p 8102 -p 8103
   lb -f 127.0.0.1:9000 -p 10.0.0.5:80,weight=3 -p 10.0.0.6:80 -p 10.0.0.7:80,backup
-  lb -p 8101 -p 8102 --balance leastconn --idle-timeout 5m --admin 9090`;
+  lb -p 8101 -p 8102 --balance leastconn --idle-timeout 5m --admin 9090
+  lb -p backend.example:8080 -p srv:_http._tcp.spare.example --resolver 10.0.0.2`;
 
 const OPTIONS = {
   frontend: { type: "string", short: "f" },
@@ -71,6 +88,9 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   "max-conns": { type: "string" },
   "drain-timeout": { type: "string" },
+  "drain-delay": { type: "string" },
+  resolver: { type: "string", multiple: true },
+  "resolve-interval": { type: "string" },
   admin: { type: "string" },
   "admin-token-file": { type: "string" },
   "admin-insecure": { type: "boolean" },
@@ -80,6 +100,11 @@ const OPTIONS = {
   check: { type: "boolean" },
   workers: { type: "string" },
   "accept-proxy": { type: "boolean" },
+  "sni-timeout": { type: "string" },
+  "tls-cert": { type: "string", multiple: true },
+  "tls-key": { type: "string", multiple: true },
+  "tls-alpn": { type: "string" },
+  "tls-ca": { type: "string" },
   allow: { type: "string", multiple: true },
   deny: { type: "string", multiple: true },
   "max-conns-per-source": { type: "string" },

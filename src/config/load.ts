@@ -4,6 +4,7 @@
  * @module
  */
 import { ANY_HOST } from "../common/address.ts";
+import { parseResolver } from "./backend_entry.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
 import {
   type Config,
@@ -75,6 +76,11 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     first.backends = backends.map((b) => parseBackendSpec(b, "-p/--backend"));
     names.setByFlag("frontends[0].backends", "-p/--backend");
   }
+  const resolvers = v.resolver as string[] | undefined;
+  if (resolvers) {
+    config.resolvers = resolvers.map((text) => parseResolver(text, "--resolver"));
+    names.setByFlag("resolvers", "--resolver");
+  }
   for (const list of ["allow", "deny"] as const) {
     const cidrs = v[list] as string[] | undefined;
     if (!cidrs) continue;
@@ -97,6 +103,25 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     first.acceptProxy!.from = proxyFrom;
     names.setByFlag("frontends[0].acceptProxy.from", "--proxy-from");
   }
+  const certs = v["tls-cert"] as string[] | undefined;
+  const keys = v["tls-key"] as string[] | undefined;
+  if (certs || keys) {
+    if ((certs?.length ?? 0) !== (keys?.length ?? 0)) {
+      throw new ConfigError(
+        `--tls-cert and --tls-key go in pairs: got ${certs?.length ?? 0} and ${keys?.length ?? 0}`,
+      );
+    }
+    first.tls = {
+      certs: certs!.map((cert, i) => ({ cert, key: keys![i]! })),
+      alpn: first.tls?.alpn ?? [],
+    };
+    names.setByFlag("frontends[0].tls", "--tls-cert");
+  }
+  const alpn = str("tls-alpn");
+  if (alpn !== undefined) {
+    if (!first.tls) throw new ConfigError(`--tls-alpn needs --tls-cert and --tls-key`);
+    first.tls.alpn = alpn.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  }
   const balance = str("balance");
   if (balance !== undefined) {
     first.balance = balance;
@@ -117,8 +142,12 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     ["idle-timeout", "idleTimeout", duration],
     ["max-conns", "maxConns", int(LIMITS.maxConns)],
     ["drain-timeout", "drainTimeout", duration],
+    ["drain-delay", "drainDelay", duration],
+    ["resolve-interval", "resolveInterval", duration],
     ["workers", "workers", int(LIMITS.workers)],
     ["max-conns-per-source", "maxConnsPerSource", int(LIMITS.maxConnsPerSource)],
+    ["sni-timeout", "sniTimeout", duration],
+    ["tls-ca", "tlsCa", (text) => text],
     ["conn-rate-per-source", "connRatePerSource", readRate],
     ["source-table-size", "sourceTableSize", int(LIMITS.sourceTableSize)],
     ["source-ipv6-prefix", "sourceIPv6Prefix", int(LIMITS.sourceIPv6Prefix)],

@@ -8,8 +8,10 @@
 import { formatHostPort } from "../common/address.ts";
 import { ConfigError, describe } from "../common/errors.ts";
 import { parseCidr } from "../admission/cidr.ts";
+import { SniRoutes } from "../tls/sni_match.ts";
 import { STRATEGY_NAMES } from "../balancing/strategies/mod.ts";
 import { isLoopback } from "../observability/admin_guard.ts";
+import { backendEntryId } from "./backend_entry.ts";
 import type { Config } from "./config.ts";
 
 const LOG_FORMATS = ["text", "json", "off"];
@@ -99,9 +101,32 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
     }
     _cidrs(frontend.acceptProxy?.from ?? [], `${path}.acceptProxy.from`, names);
     _cidrs(frontend.allow ?? [], `${path}.allow`, names);
+    if (frontend.tls && frontend.acceptProxy) {
+      throw new ConfigError(
+        `${names.name(`${path}.tls`)}: TLS termination cannot be combined with --accept-proxy ` +
+          `(Deno's TLS listener reads the first bytes itself, before a PROXY header could be taken)`,
+      );
+    }
+    if (frontend.tls && frontend.backends.some((b) => b.sni)) {
+      throw new ConfigError(
+        `${names.name(`${path}.tls`)}: sni= routes TLS without decrypting it; a frontend that ` +
+          `terminates TLS (--tls-cert) cannot also route by sni=`,
+      );
+    }
+    frontend.backends.forEach((backend, k) => {
+      if (!backend.sni) return;
+      try {
+        new SniRoutes([{ names: backend.sni, value: k }]);
+      } catch (error) {
+        const where = names.isFlag(`${path}.backends`)
+          ? "-p/--backend"
+          : names.name(`${path}.backends[${k}].sni`);
+        throw new ConfigError(`${where}: ${describe(error)}`, { cause: error });
+      }
+    });
     _cidrs(frontend.deny ?? [], `${path}.deny`, names);
-    // A backend's `host:port` is its id in metrics, admin URLs and reloads.
-    const ids = frontend.backends.map((b) => formatHostPort(b));
+    // A backend's `host:port` (`srv:NAME`) is its id in metrics, admin URLs and reloads.
+    const ids = frontend.backends.map((b) => backendEntryId(b));
     if (names.isFlag(`${path}.backends`)) {
       const twice = ids.find((id, k) => ids.indexOf(id) !== k);
       if (twice !== undefined) {

@@ -5,6 +5,8 @@ import { Pool } from "../balancing/pool.ts";
 import { describe } from "../common/errors.ts";
 import { acceptProxy } from "./accept_proxy.ts";
 import { accessPolicy } from "./admission.ts";
+import type { FrontListener, StreamConn } from "./listen.ts";
+import type { Termination } from "../tls/termination.ts";
 import { proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
 
@@ -21,7 +23,7 @@ export interface FrontendContext extends Omit<ProxyContext, "pool"> {
 export class Frontend {
   readonly name: string;
   /** Replaced when a reload moves the frontend (see `relisten`). */
-  listener: Deno.TcpListener;
+  listener: FrontListener;
   addr: string;
   /** Connections open now. */
   readonly sessions = new Set<Session>();
@@ -30,14 +32,22 @@ export class Frontend {
   /** Bytes of finished connections, client → backend and back. */
   bytesIn = 0;
   bytesOut = 0;
+  /** The certificates a TLS listener presents; undefined on a plain TCP frontend. */
+  termination: Termination | undefined;
   #ctx: FrontendContext;
   #proxyCtx: ProxyContext;
   #accepting: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(config: FrontendConfig, listener: Deno.TcpListener, ctx: FrontendContext) {
+  constructor(
+    config: FrontendConfig,
+    listener: FrontListener,
+    ctx: FrontendContext,
+    termination?: Termination,
+  ) {
     this.name = config.name;
     this.listener = listener;
+    this.termination = termination;
     this.addr = formatAddr(listener.addr);
     this.#ctx = ctx;
     this.#proxyCtx = { ...ctx, pool: new Pool(config.balance, config.backends) };
@@ -54,7 +64,9 @@ export class Frontend {
   }
 
   /** Replaces the connect settings new connections use (on reload). */
-  configure(settings: Pick<ProxyContext, "connectTimeout" | "retries">): void {
+  configure(
+    settings: Pick<ProxyContext, "connectTimeout" | "sniTimeout" | "caCerts" | "retries">,
+  ): void {
     this.#proxyCtx = { ...this.#proxyCtx, ...settings };
   }
 
@@ -62,10 +74,11 @@ export class Frontend {
    * Moves to `listener` (a reload changed the address): accepts there at
    * once, then closes the old listener. Open connections go on.
    */
-  async relisten(listener: Deno.TcpListener): Promise<void> {
+  async relisten({ listener, tls }: { listener: FrontListener; tls: Termination | undefined }) {
     const old = this.listener;
     const oldLoop = this.#accepting;
     this.listener = listener;
+    this.termination = tls;
     this.addr = formatAddr(listener.addr);
     if (this.#stopped) {
       listener.close();
@@ -126,7 +139,7 @@ export class Frontend {
         await full;
         continue;
       }
-      let conn: Deno.TcpConn;
+      let conn: StreamConn;
       try {
         conn = await listener.accept();
       } catch (error) {
@@ -144,13 +157,13 @@ export class Frontend {
     }
   }
 
-  #serve(conn: Deno.TcpConn): void {
+  #serve(conn: StreamConn): void {
     const { gate, onEnd } = this.#ctx;
     gate.enter();
     this.total++;
     let session: Session;
     try {
-      conn.setNoDelay(true);
+      if ("setNoDelay" in conn) conn.setNoDelay(true);
       session = new Session(conn, this.name);
     } catch {
       // Reset between accept and here: nothing to proxy.

@@ -8,6 +8,9 @@ import { type AcceptProxy, acceptProxyHeader } from "./accept_proxy.ts";
 import { admit, type SourceLimits } from "./admission.ts";
 import type { AccessPolicy } from "../admission/policy.ts";
 import { MIN_BUFFER, pump } from "./pump.ts";
+import { routeBySni } from "./sni_route.ts";
+import { handshakeClient, startBackendTls } from "./tls_hop.ts";
+import type { StreamConn } from "./listen.ts";
 import type { Session } from "./session.ts";
 
 /** What proxying one connection needs from the rest of lb. */
@@ -22,6 +25,10 @@ export interface ProxyContext {
   logger: Logger;
   /** Bound on one backend connect, ms. */
   connectTimeout: number;
+  /** Bound on the wait for a ClientHello where the pool routes by SNI, ms. */
+  sniTimeout: number;
+  /** CA certificates (PEM) trusted for `tls` backends besides the system's (`--tls-ca`). */
+  caCerts: readonly string[];
   /** Other backends tried after a failed connect; null is every other backend once. */
   retries: number | null;
   /** Told of every connect attempt, for passive health; `why` says what failed. */
@@ -37,6 +44,10 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
   if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
   const source = admit(session, ctx.policy, ctx.sources, ctx.logger);
   if (source === undefined) return;
+  if (!await handshakeClient(session, ctx.sniTimeout, ctx.logger)) {
+    if (source !== "") ctx.sources!.release(source);
+    return;
+  }
   try {
     await _proxy(session, ctx);
   } finally {
@@ -48,8 +59,13 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
 async function _proxy(session: Session, ctx: ProxyContext): Promise<void> {
   // Where a header is sent, the client's first read runs while the backend is
   // dialled: bytes there by then go out with the header in one write.
+  let among: ReadonlySet<Backend> | undefined;
+  if (ctx.pool.routesBySni()) {
+    among = await routeBySni(session, ctx.pool, ctx.sniTimeout, ctx.logger);
+    if (!among) return;
+  }
   const early = ctx.pool.sendsProxy() ? _readEarly(session.client) : undefined;
-  const upstream = await connectBackend(session, ctx);
+  const upstream = await connectBackend(session, ctx, among);
   if (!upstream) return session.abort(session.end ?? "no-backend");
   const backend = session.backend!;
   const fail = () => session.abort("reset");
@@ -93,16 +109,20 @@ function _readEarly(client: Deno.Conn): _Early {
 async function connectBackend(
   session: Session,
   ctx: ProxyContext,
-): Promise<Deno.TcpConn | undefined> {
+  among?: ReadonlySet<Backend>,
+): Promise<StreamConn | undefined> {
   const tried = new Set<Backend>();
   const attempts = ctx.retries === null ? Infinity : ctx.retries + 1;
   while (tried.size < attempts) {
-    const backend = ctx.pool.pick(session.clientHost, tried);
+    const backend = ctx.pool.pick(session.clientHost, tried, among);
     if (!backend) break;
     tried.add(backend);
     backend.picked();
     try {
-      const conn = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
+      const tcp = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
+      const conn = backend.tls
+        ? await startBackendTls(tcp, backend, ctx.caCerts, ctx.connectTimeout)
+        : tcp;
       ctx.onConnect(backend, true);
       if (session.closed) { // aborted (shutdown) while dialling
         backend.connectFailed(false);

@@ -1,5 +1,6 @@
 import { formatAddr } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
+import type { StreamConn } from "./listen.ts";
 import type { Meter } from "./pump.ts";
 
 /**
@@ -27,7 +28,7 @@ export type EndReason = (typeof END_REASONS)[number];
  * or write pending on them.
  */
 export class Session {
-  readonly client: Deno.TcpConn;
+  readonly client: StreamConn;
   /** The client, `host:port`: the peer, or the address an accepted PROXY header gave. */
   clientAddr: string;
   /** The client's address, for hashing and allow lists. */
@@ -46,6 +47,10 @@ export class Session {
    * sent to the backend first, then the rest of the stream.
    */
   prefetch: Uint8Array | undefined;
+  /** The TLS server name of the ClientHello, on a frontend that routes by SNI. */
+  serverName: string | undefined;
+  /** The SNI route taken: the matched `sni=` name, or `default`. */
+  sniRoute: string | undefined;
   /** Why a `refused` connection was refused, a metrics label (e.g. `proxy-timeout`). */
   refusal: string | undefined;
   readonly frontend: string;
@@ -55,7 +60,7 @@ export class Session {
   /** Backend → client: the connection's `bytesOut` in logs and metrics. */
   readonly down: Meter = { bytes: 0 };
   backend: Backend | undefined;
-  upstream: Deno.TcpConn | undefined;
+  upstream: StreamConn | undefined;
   end: EndReason | undefined;
   /** Bytes seen at the last idle sweep; see `Lb`'s idle sweep. */
   idleMark = -1;
@@ -63,7 +68,7 @@ export class Session {
   #closed = false;
   #closing = new AbortController();
 
-  constructor(client: Deno.TcpConn, frontend: string) {
+  constructor(client: StreamConn, frontend: string) {
     this.client = client;
     this.frontend = frontend;
     const remote = client.remoteAddr as Deno.NetAddr;

@@ -1,13 +1,22 @@
 import type { Config } from "../config/config.ts";
 import { Gate } from "../connection/gate.ts";
 import { Frontend, type FrontendContext, type SessionHook } from "../connection/frontend.ts";
-import { listen } from "../connection/listen.ts";
+import { type FrontListener, listen } from "../connection/listen.ts";
+import { Termination } from "../tls/termination.ts";
+import { readCaCerts } from "../tls/certs.ts";
 import type { Session } from "../connection/session.ts";
 import { Health, HealthChecker } from "../balancing/health.ts";
 import type { Backend } from "../balancing/backend.ts";
 import { type FrontendConfig, frontendWithDefaults } from "../config/config.ts";
 import { SourceLimits } from "../connection/admission.ts";
 import type { Logger } from "../observability/log.ts";
+import { DiscoveredBackends } from "./discovered.ts";
+
+/** A frontend's listener, opened and not yet accepting, and its TLS termination if any. */
+export interface Opened {
+  listener: FrontListener;
+  tls: Termination | undefined;
+}
 
 /** Config fields a reload leaves as they are: they need a restart. */
 export const RESTART_ONLY = [
@@ -29,6 +38,16 @@ function _reuse(config: Config): boolean {
 /** Each of `workers` threads admits its share of `maxConns` (0, no limit, stays 0). */
 export function gateShare(maxConns: number, workers: number): number {
   return maxConns > 0 && workers > 1 ? Math.ceil(maxConns / workers) : maxConns;
+}
+
+/** Options of {@link Lb.open}. */
+export interface LbOptions {
+  /**
+   * The names the config's backends follow, already started: the pools get
+   * their current addresses, and the lb stops them at shutdown.
+   * @default none: name entries have no backend
+   */
+  discovery?: DiscoveredBackends;
 }
 
 /** How the latest reload ended, as `/stats` shows it. */
@@ -105,6 +124,8 @@ export class Lb implements AsyncDisposable {
   readonly logger: Logger;
   /** What reloads came to; `reloadFromFlags` records each one here. */
   readonly reloads = new ReloadStats();
+  /** Backends given by name: their last lookups and addresses (`expand` gives a pool's backends). */
+  readonly discovery: DiscoveredBackends;
   #config: Config;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #ctx: FrontendContext;
@@ -114,8 +135,15 @@ export class Lb implements AsyncDisposable {
   #stopping = false;
   #draining = false;
 
-  private constructor(config: Config, frontends: Frontend[], ctx: FrontendContext, health: Health) {
+  private constructor(
+    config: Config,
+    frontends: Frontend[],
+    ctx: FrontendContext,
+    health: Health,
+    discovery: DiscoveredBackends,
+  ) {
     this.#config = config;
+    this.discovery = discovery;
     this.#ctx = ctx;
     this.frontends = frontends;
     this.gate = ctx.gate;
@@ -130,7 +158,13 @@ export class Lb implements AsyncDisposable {
    * @throws What `Deno.listen` throws (address in use, permission denied);
    * listeners already opened are closed first.
    */
-  static open(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
+  static open(
+    config: Config,
+    logger: Logger,
+    onEnd: SessionHook = () => {},
+    options: LbOptions = {},
+  ): Lb {
+    const discovery = options.discovery ?? DiscoveredBackends.empty(logger);
     const health = new Health(config.health, logger);
     const ctx: FrontendContext = {
       gate: new Gate(gateShare(config.maxConns, config.workers)),
@@ -138,25 +172,36 @@ export class Lb implements AsyncDisposable {
       logger,
       onEnd,
       connectTimeout: config.connectTimeout,
+      sniTimeout: config.sniTimeout,
+      caCerts: readCaCerts(config.tlsCa),
       retries: config.retries,
       onConnect: (backend, ok, why) => health.report(backend, ok, why),
     };
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        const listener = listen(frontend.listen, _reuse(config));
-        frontends.push(new Frontend(frontendWithDefaults(frontend, config), listener, ctx));
+        const tls = frontend.tls ? new Termination(frontend.tls) : undefined;
+        const listener = listen(frontend.listen, _reuse(config), tls);
+        const expanded = discovery.expand(frontend); // names become their current addresses
+        frontends.push(
+          new Frontend(frontendWithDefaults(expanded, config), listener, ctx, tls),
+        );
       }
     } catch (error) {
       for (const frontend of frontends) frontend.listener.close();
       throw error;
     }
-    return new Lb(structuredClone(config), frontends, ctx, health);
+    return new Lb(structuredClone(config), frontends, ctx, health, discovery);
   }
 
   /** {@link Lb.open}, then {@link Lb.start}. */
-  static start(config: Config, logger: Logger, onEnd: SessionHook = () => {}): Lb {
-    const lb = Lb.open(config, logger, onEnd);
+  static start(
+    config: Config,
+    logger: Logger,
+    onEnd: SessionHook = () => {},
+    options: LbOptions = {},
+  ): Lb {
+    const lb = Lb.open(config, logger, onEnd, options);
     lb.start();
     return lb;
   }
@@ -209,8 +254,8 @@ export class Lb implements AsyncDisposable {
   }
 
   /** A new frontend on `listener`, sharing this lb's gate, health and settings; not started. */
-  createFrontend(config: FrontendConfig, listener: Deno.TcpListener): Frontend {
-    return new Frontend(config, listener, this.#ctx);
+  createFrontend(config: FrontendConfig, opened: Opened): Frontend {
+    return new Frontend(config, opened.listener, this.#ctx, opened.tls);
   }
 
   /** Per-source limits over every frontend (`--max-conns-per-source`, `--conn-rate-per-source`). */
@@ -219,8 +264,9 @@ export class Lb implements AsyncDisposable {
   }
 
   /** Opens a listener the way this lb's frontends listen (SO_REUSEPORT with workers). */
-  listen(config: FrontendConfig): Deno.TcpListener {
-    return listen(config.listen, _reuse(this.#config));
+  listen(config: FrontendConfig, renew = false): Opened {
+    const tls = config.tls ? new Termination(config.tls) : undefined;
+    return { listener: listen(config.listen, renew || _reuse(this.#config), tls), tls };
   }
 
   /**
@@ -229,8 +275,18 @@ export class Lb implements AsyncDisposable {
    * idle sweep and health take `next`'s values. Restart-only fields keep
    * their running values. Called by `reload.ts` inside {@link Lb.exclusive}.
    */
-  async commit(next: Config, frontends: Frontend[], retired: Frontend[]): Promise<void> {
-    const settings = { connectTimeout: next.connectTimeout, retries: next.retries };
+  async commit(
+    next: Config,
+    frontends: Frontend[],
+    retired: Frontend[],
+    caCerts: readonly string[],
+  ): Promise<void> {
+    const settings = {
+      connectTimeout: next.connectTimeout,
+      sniTimeout: next.sniTimeout,
+      caCerts,
+      retries: next.retries,
+    };
     this.#ctx = { ...this.#ctx, ...settings };
     for (const frontend of frontends) frontend.configure(settings);
     this.frontends.splice(0, this.frontends.length, ...frontends);
@@ -261,7 +317,11 @@ export class Lb implements AsyncDisposable {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#stopping = true;
-    const stopped = Promise.all([...this.frontends.map((f) => f.stop()), this.checker.stop()]);
+    const stopped = Promise.all([
+      ...this.frontends.map((f) => f.stop()),
+      this.checker.stop(),
+      this.discovery.stop(),
+    ]);
     await this.#queue; // a reload in flight has committed: its listeners are closed too
     await Promise.all([stopped, ...this.frontends.map((f) => f.stop())]);
     this.gate.wakeAll();

@@ -12,7 +12,8 @@ import { type Config, type FrontendConfig, frontendWithDefaults } from "../confi
 import type { Flags } from "../config/flags.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Frontend } from "../connection/frontend.ts";
-import { type Lb, RESTART_ONLY } from "./lb.ts";
+import { type Lb, type Opened, RESTART_ONLY } from "./lb.ts";
+import { readCaCerts } from "../tls/certs.ts";
 
 /** What a reload did, for a log line or an admin response. */
 export interface ReloadResult {
@@ -75,38 +76,100 @@ export function reload(lb: Lb, next: Config): Promise<string> {
   const copy = structuredClone(next); // the caller's objects are never shared with lb
   return lb.exclusive(async () => {
     if (lb.stopping) throw new Error("lb is shutting down");
-    return await _apply(lb, _plan(lb, copy), copy);
+    const names = await lb.discovery.prepare(copy);
+    let plan: _Plan;
+    try {
+      plan = _plan(lb, copy, names.expand);
+    } catch (error) {
+      await names.abort();
+      throw error;
+    }
+    await names.commit();
+    return await _apply(lb, plan, copy);
+  });
+}
+
+/**
+ * Follows a changed DNS answer (see `DiscoveredBackends`): re-plans every
+ * frontend's pool from its configured entries and the names' current
+ * addresses, with the rules of a reload. A new address joins once a health
+ * check passes (at once with checks off), a removed one is drained (its
+ * connections run to their end), and a kept one stays the same backend,
+ * with its health state and counters. Logs one `discovery:` line per pool
+ * that changed.
+ *
+ * @param lb The running lb.
+ * @returns When the pools have changed.
+ */
+export function followDiscovery(lb: Lb): Promise<void> {
+  return lb.exclusive(() => {
+    if (lb.stopping) return Promise.resolve();
+    const join = lb.health.config.interval > 0;
+    for (const frontend of lb.frontends) {
+      const config = lb.config.frontends.find((f) => f.name === frontend.name);
+      if (!config) continue;
+      const plan = planPool(frontend.pool, lb.discovery.expand(config), { join });
+      if (plan.changes.length === 0) continue;
+      plan.apply();
+      frontend.pool = plan.pool;
+      for (const backend of plan.joined) lb.checker.checkSoon(backend);
+      lb.logger.log("discovery", `${frontend.name}: ${plan.changes.join(", ")}`);
+    }
+    return Promise.resolve();
   });
 }
 
 /** What a reload will do, with its new listeners already open. */
 interface _Plan {
   pools: Map<string, PoolPlan>;
-  listeners: Map<string, Deno.TcpListener>;
+  listeners: Map<string, Opened>;
+  /** TLS frontends whose listener is renewed in place (same address, certificates re-read). */
+  renewed: Set<string>;
+  /** `--tls-ca`, re-read. */
+  caCerts: string[];
 }
 
 /** Plans every frontend's pool and opens every listener that is new or moved: all or none. */
-function _plan(lb: Lb, next: Config): _Plan {
+function _plan(
+  lb: Lb,
+  next: Config,
+  expand: (frontend: FrontendConfig) => FrontendConfig,
+): _Plan {
+  const join = next.health.interval > 0;
   const current = new Map(lb.frontends.map((f) => [f.name, f]));
   const configured = new Map(lb.config.frontends.map((f) => [f.name, f]));
   const pools = new Map<string, PoolPlan>();
-  const listeners = new Map<string, Deno.TcpListener>();
+  const listeners = new Map<string, Opened>();
+  const renewed = new Set<string>();
   let at = "";
+  let caCerts: string[] = [];
   try {
+    caCerts = readCaCerts(next.tlsCa);
     for (const frontend of next.frontends) {
       at = `frontend ${frontend.name}`;
-      pools.set(frontend.name, planPool(current.get(frontend.name)?.pool, frontend));
+      const pool = planPool(current.get(frontend.name)?.pool, expand(frontend), { join });
+      pools.set(frontend.name, pool);
       const was = configured.get(frontend.name);
-      if (!was || !sameListen(was.listen, frontend.listen)) {
+      if (!was || !sameListen(was.listen, frontend.listen) || !_sameTlsListener(was, frontend)) {
         at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
         listeners.set(frontend.name, lb.listen(frontend));
+      } else if (frontend.tls) {
+        // Certificates are re-read on every reload, on a new listener on the
+        // same port: Deno keeps what it resolved per listener (listen.ts).
+        at = `frontend ${frontend.name}`;
+        const port = current.get(frontend.name)!.listener.addr.port;
+        listeners.set(
+          frontend.name,
+          lb.listen({ ...frontend, listen: { ...frontend.listen, port } }, true),
+        );
+        renewed.add(frontend.name);
       }
     }
   } catch (error) {
-    for (const listener of listeners.values()) listener.close();
+    for (const opened of listeners.values()) opened.listener.close();
     throw new Error(`${at}: ${describe(error)}`, { cause: error });
   }
-  return { pools, listeners };
+  return { pools, listeners, renewed, caCerts };
 }
 
 /** Switches `lb` to the plan. Nothing here can fail before the switch is complete. */
@@ -123,8 +186,11 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
     if (frontend) {
       frontend.pool = pool.pool;
       frontend.configureFrontend(frontendWithDefaults(config, next));
+
       changes.push(...pool.changes.map((c) => `${config.name} ${c}`));
-      if (listener) {
+      if (listener && plan.renewed.has(config.name)) {
+        waits.push(frontend.relisten(listener)); // same address, certificates re-read
+      } else if (listener) {
         const from = frontend.addr;
         waits.push(frontend.relisten(listener));
         lb.logger.log("lb", `${frontend.describe()} (moved from ${from})`);
@@ -151,7 +217,10 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
     JSON.stringify(lb.config[key]) !== JSON.stringify(next[key])
   );
   if (restart.length > 0) changes.push(`${restart.join(", ")} kept (need a restart)`);
-  await lb.commit(next, frontends, retired);
+  await lb.commit(next, frontends, retired, plan.caCerts);
+  for (const pool of plan.pools.values()) {
+    for (const backend of pool.joined) lb.checker.checkSoon(backend);
+  }
   await Promise.all(waits);
   lb.pruneRetired();
   return changes.length === 0 ? "no changes" : changes.join(", ");
@@ -166,9 +235,22 @@ export interface PoolPlan {
   /**
    * Makes the change, synchronously and without failing: backends kept (same
    * id) take the new options and stay the same objects (counters, health
-   * state) in the new pool; removed ones are drained.
+   * state) in the new pool; removed ones are drained; with `join`, `joined`
+   * ones are down until a check passes.
    */
   apply(): void;
+  /** Addresses found through DNS that are new to the pool: check them soon after `apply()`. */
+  joined: Backend[];
+}
+
+/** Options of {@link planPool}. */
+export interface PlanOptions {
+  /**
+   * New backends found through DNS (`BackendConfig.id` set) start down and
+   * join once a health check passes; give it when checks are on.
+   * @default false
+   */
+  join?: boolean;
 }
 
 /**
@@ -178,8 +260,13 @@ export interface PoolPlan {
  *
  * @throws {RangeError} When `config.balance` is not a strategy name.
  */
-export function planPool(old: Pool | undefined, config: FrontendConfig): PoolPlan {
+export function planPool(
+  old: Pool | undefined,
+  config: FrontendConfig,
+  options: PlanOptions = {},
+): PoolPlan {
   const pool = new Pool(config.balance, config.backends);
+  const discovered = new Set(config.backends.flatMap((b) => b.id === undefined ? [] : [b.id]));
   const changes: string[] = [];
   if (old && old.balance !== config.balance) {
     changes.push(`balance ${old.balance}->${pool.balance}`);
@@ -194,10 +281,13 @@ export function planPool(old: Pool | undefined, config: FrontendConfig): PoolPla
     else changes.push(..._optionChanges(kept, fresh));
   }
   for (const gone of removed) changes.push(`-${gone.id}`);
+  const joined = pool.backends.filter((b) => !before.has(b.id) && discovered.has(b.id));
   return {
     pool,
     changes,
+    joined,
     apply() {
+      for (const backend of options.join ? joined : []) backend.health.join();
       pool.backends = pool.backends.map((fresh) => {
         const kept = before.get(fresh.id);
         if (!kept) return fresh;
@@ -213,6 +303,9 @@ function _optionChanges(kept: Backend, fresh: Backend): string[] {
   const out: string[] = [];
   if (kept.weight !== fresh.weight) out.push(`${kept.id} weight ${kept.weight}->${fresh.weight}`);
   if (kept.backup !== fresh.backup) out.push(`${kept.id} backup ${kept.backup}->${fresh.backup}`);
+  if (JSON.stringify(kept.sni) !== JSON.stringify(fresh.sni)) {
+    out.push(`${kept.id} sni ${kept.sni?.join("|") ?? "-"}->${fresh.sni?.join("|") ?? "-"}`);
+  }
   if (kept.proxy !== fresh.proxy) {
     out.push(`${kept.id} proxy ${kept.proxy ?? "off"}->${fresh.proxy ?? "off"}`);
   }
@@ -220,6 +313,11 @@ function _optionChanges(kept: Backend, fresh: Backend): string[] {
     out.push(`${kept.id} maxconn ${kept.maxConn}->${fresh.maxConn}`);
   }
   return out;
+}
+
+/** Whether a frontend's listener can stay as it is: TLS on or off alike, same ALPN list. */
+function _sameTlsListener(a: FrontendConfig, b: FrontendConfig): boolean {
+  return !a.tls === !b.tls && JSON.stringify(a.tls?.alpn) === JSON.stringify(b.tls?.alpn);
 }
 
 /** Whether two listen addresses are the same as configured (port 0 equals port 0). */

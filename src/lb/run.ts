@@ -6,6 +6,7 @@ import { loadConfig } from "../config/load.ts";
 import { readAdminToken } from "../observability/admin_guard.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
 import { Workers } from "../workers/worker.ts";
+import { checkNames } from "./discovered.ts";
 import { serve } from "./serve.ts";
 
 const encoder = new TextEncoder();
@@ -22,7 +23,7 @@ function print(line: string): void {
  * @returns The exit status: 0 after a clean stop (or `--help`, `--version`,
  * `--check`), 1 when a listener, the access log or a worker cannot start, 2
  * on bad flags or config (an unreadable config or admin token file
- * included). (A forced exit on a second signal is 1; an internal error is
+ * included, and with `--check` a backend name that does not resolve). (A forced exit on a second signal is 1; an internal error is
  * 70, set by main.ts.)
  */
 export async function run(args: string[]): Promise<number> {
@@ -53,9 +54,23 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   if (flags.check) {
+    // A name that does not resolve is an error here only: lb itself starts and keeps trying.
+    let names: { names: number; addresses: number };
+    try {
+      names = await checkNames(config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      stderrSink(`lb: ${error.message}`);
+      return 2;
+    }
     const backends = config.frontends.reduce((n, f) => n + f.backends.length, 0);
     const what = flags.config ?? "configuration";
-    print(`lb: ${what} is valid (${config.frontends.length} frontend(s), ${backends} backend(s))`);
+    const resolved = names.names === 0
+      ? ""
+      : `, ${names.names} name(s) resolved to ${names.addresses} address(es)`;
+    print(
+      `lb: ${what} is valid (${config.frontends.length} frontend(s), ${backends} backend(s)${resolved})`,
+    );
     return 0;
   }
   return await serve(config, {

@@ -1,7 +1,9 @@
 /**
  * The start/stop sequence, written once for the main thread and for each
  * worker: open every listener (access log, frontends, admin) first, announce
- * only when all are open, reload on SIGHUP, drain on SIGINT/SIGTERM.
+ * only when all are open, reload on SIGHUP, drain on SIGINT/SIGTERM (after
+ * `--drain-delay`, during which `/ready` says 503 and lb still accepts). The
+ * names backends are given by are looked up first, and followed after.
  * @module
  */
 import { formatHostPort } from "../common/address.ts";
@@ -14,7 +16,9 @@ import { type Logger, stderrSink } from "../observability/log.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { checkFdLimit } from "./fd_limit.ts";
 import { Lb } from "./lb.ts";
-import { reloadFromFlags } from "./reload.ts";
+import { CertError } from "../tls/certs.ts";
+import { DiscoveredBackends } from "./discovered.ts";
+import { followDiscovery, reloadFromFlags } from "./reload.ts";
 
 /** Threads started beside the main one, from the main thread's side. */
 export interface Helpers {
@@ -97,17 +101,35 @@ async function _serve(
   }
   await using accessLog = log;
   const metrics = new Metrics();
+  // Names are looked up before the listeners open, so that the first
+  // connections find their backends; a name that does not answer is logged
+  // and retried, and lb starts all the same.
+  const discovery = await DiscoveredBackends.start(config, logger);
   let opened: Lb;
   try {
     opened = Lb.open(config, logger, (session) => {
       metrics.observe(session);
       accessLog.record(session);
-    });
+    }, { discovery });
   } catch (error) {
+    await discovery.stop();
+    if (error instanceof CertError) return fail(error.message);
     const where = config.frontends.map((f) => formatHostPort(f.listen)).join(", ");
     return fail(`cannot listen on ${where}: ${describe(error)}`);
   }
   await using lb = opened;
+  for (const frontend of config.frontends) {
+    for (const backend of frontend.backends) {
+      if (backend.tls && backend.tlsVerify === false) {
+        logger.log(
+          "lb",
+          `warning: backend ${formatHostPort(backend)} is reached over TLS without ` +
+            `checking its host name (tls-verify=off)`,
+        );
+      }
+    }
+  }
+  discovery.follow(() => void followDiscovery(lb));
   let admin: Admin | undefined;
   if (main && config.admin) {
     try {
@@ -140,6 +162,14 @@ async function _serve(
   const received = await stopSignal;
   admin?.draining(`${received} received`); // /ready answers 503 from now on
   if (main) _exitOnSecondSignal(lb, accessLog, logger);
+  const delay = lb.config.drainDelay;
+  if (delay > 0) {
+    logger.log(
+      "lb",
+      `${received}: /ready answers 503, still accepting for ${delay}ms (drain delay)`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
   // Deno closes a listener's socket once its pending accept has ended: wait
   // for that, so that "stopped accepting" is true when it is logged.
   await Promise.all(lb.frontends.map((frontend) => frontend.stop()));

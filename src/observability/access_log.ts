@@ -27,6 +27,8 @@ export interface AccessEntry {
   end: string;
   /** With `--accept-proxy`: the peer that sent the PROXY header (`client` is the one it named). */
   peer?: string;
+  /** The TLS server name, on a frontend that routes by SNI. */
+  sni?: string;
   /** From an accepted PROXY v2 header: PP2_TYPE_AUTHORITY and PP2_TYPE_UNIQUE_ID (hex). */
   authority?: string;
   uniqueId?: string;
@@ -49,6 +51,7 @@ export function accessEntry(session: Session, now: number = Date.now()): AccessE
     durationMs: Math.max(0, now - session.started),
     end: session.end ?? "eof",
     ...(session.peerAddr === undefined ? {} : { peer: session.peerAddr }),
+    ...(session.serverName === undefined ? {} : { sni: session.serverName }),
     ...(session.authority === undefined ? {} : { authority: session.authority }),
     ...(session.uniqueId === undefined ? {} : { uniqueId: session.uniqueId }),
   };
@@ -69,7 +72,7 @@ export function formatEntry(entry: AccessEntry, format: "text" | "json"): string
     entry.backend ?? "-"
   } in=${entry.bytesIn} out=${entry.bytesOut} ${entry.durationMs}ms ${entry.end}${
     entry.peer === undefined ? "" : ` peer=${entry.peer}`
-  }`;
+  }${entry.sni === undefined ? "" : ` sni=${entry.sni}`}`;
 }
 
 /** Options for {@link AccessLog.open}. */

@@ -24,6 +24,24 @@ export interface MetricsSource {
   readonly draining?: boolean;
   /** The per-source table (`--max-conns-per-source`, `--conn-rate-per-source`); absent is empty. */
   readonly sources?: { readonly size: number; readonly evictions: number };
+  /** Backends given by name and followed through DNS; absent has none. */
+  readonly discovery?: { stats(): DnsNameStats[] };
+}
+
+/** One name followed through DNS (`-p NAME:PORT`, `-p srv:...`) in a {@link StatsSnapshot}. */
+export interface DnsNameStats {
+  /** The entry as configured: `NAME:PORT` or `srv:_SERVICE._PROTO.NAME`. */
+  name: string;
+  /** When the last lookup ended, ISO 8601; null before the first. */
+  lastLookup: string | null;
+  /** How the last lookup went: `ok` or `failed` (the last good set is kept); null before the first. */
+  result: "ok" | "failed" | null;
+  /** Why the last lookup failed (`REASON: message`); null after a success. */
+  error: string | null;
+  /** The addresses in use (the last good answer), `ADDRESS:PORT`. */
+  endpoints: string[];
+  /** Lookups so far by outcome: `ok`, `nxdomain`, `empty`, `timeout`, `unreachable`, `error`. */
+  lookups: Record<string, number>;
 }
 
 /** Reloads (SIGHUP, `POST /reload`) in a {@link StatsSnapshot}. */
@@ -77,6 +95,8 @@ interface FrontendExtra {
   ended: Record<EndReason, number>;
   /** Refused connections by reason (`proxy-malformed`, ...). */
   refused: Map<string, number>;
+  /** Connections by SNI route (the matched `sni=` name, or `default`). */
+  routes: Map<string, number>;
 }
 
 /** One backend in a {@link StatsSnapshot}. */
@@ -116,7 +136,28 @@ export interface FrontendStats {
   /** Finished connections by how they ended. */
   ended: Record<EndReason, number>;
   backends: BackendStats[];
+  /** Open connections, the oldest first, at most {@link MAX_LISTED_CONNECTIONS}. */
+  connections: ConnectionStats[];
 }
+
+/** One open connection in {@link FrontendStats.connections}. */
+export interface ConnectionStats {
+  /** The client (after an accepted PROXY header, the one it named). */
+  client: string;
+  /** The peer that sent an accepted PROXY header, else absent. */
+  peer?: string;
+  /** The TLS server name, on a frontend that routes by SNI. */
+  sni?: string;
+  /** The backend's id, or null while it is being picked. */
+  backend: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  /** Since accept, seconds. */
+  ageSeconds: number;
+}
+
+/** How many open connections `/stats` lists per frontend. */
+export const MAX_LISTED_CONNECTIONS = 100;
 
 /** The JSON served at `/stats`. */
 export interface StatsSnapshot {
@@ -132,6 +173,8 @@ export interface StatsSnapshot {
   reloads: ReloadsStats;
   /** The per-source table: sources tracked now, and dropped to stay within its size. */
   sources: { size: number; evictions: number };
+  /** Each backend name followed through DNS. */
+  discovery: DnsNameStats[];
   frontends: FrontendStats[];
 }
 
@@ -161,6 +204,9 @@ export class Metrics {
     const frontend = this.#frontend(session.frontend);
     frontend.duration.observe(seconds);
     frontend.ended[session.end ?? "eof"]++;
+    if (session.sniRoute !== undefined) {
+      frontend.routes.set(session.sniRoute, (frontend.routes.get(session.sniRoute) ?? 0) + 1);
+    }
     if (session.refusal !== undefined) {
       frontend.refused.set(session.refusal, (frontend.refused.get(session.refusal) ?? 0) + 1);
     }
@@ -174,6 +220,7 @@ export class Metrics {
         duration: new Histogram(),
         ended: Object.fromEntries(END_REASONS.map((r) => [r, 0])) as Record<EndReason, number>,
         refused: new Map(),
+        routes: new Map(),
       };
       this.#frontends.set(name, extra);
     }
@@ -207,6 +254,7 @@ export class Metrics {
         last: source.reloads?.last ? { ...source.reloads.last } : null,
       },
       sources: { size: source.sources?.size ?? 0, evictions: source.sources?.evictions ?? 0 },
+      discovery: source.discovery?.stats() ?? [],
       frontends: source.frontends.map((f) => this.#frontendStats(f)),
     };
   }
@@ -215,9 +263,22 @@ export class Metrics {
     let bytesIn = frontend.bytesIn;
     let bytesOut = frontend.bytesOut;
     const open = new Map<Backend, { bytesIn: number; bytesOut: number }>();
+    const connections: ConnectionStats[] = [];
+    const now = Date.now();
     for (const session of frontend.sessions) {
       bytesIn += session.up.bytes;
       bytesOut += session.down.bytes;
+      if (connections.length < MAX_LISTED_CONNECTIONS) {
+        connections.push({
+          client: session.clientAddr,
+          ...(session.peerAddr === undefined ? {} : { peer: session.peerAddr }),
+          ...(session.serverName === undefined ? {} : { sni: session.serverName }),
+          backend: session.backend?.id ?? null,
+          bytesIn: session.up.bytes,
+          bytesOut: session.down.bytes,
+          ageSeconds: Math.max(0, now - session.started) / 1000,
+        });
+      }
       if (session.backend) {
         const live = open.get(session.backend) ?? { bytesIn: 0, bytesOut: 0 };
         live.bytesIn += session.up.bytes;
@@ -234,6 +295,7 @@ export class Metrics {
       bytesIn,
       bytesOut,
       ended: { ...this.#frontend(frontend.name).ended },
+      connections,
       backends: frontend.pool.backends.map((backend) => {
         const live = open.get(backend);
         return {
@@ -280,6 +342,20 @@ export class Metrics {
       "Client sources dropped to keep the per-source table within --source-table-size.",
       [[{}, snap.sources.evictions]],
     );
+    out.family(
+      "lb_dns_lookups_total",
+      "counter",
+      "DNS lookups of backends given by name, by outcome (ok, nxdomain, empty, timeout, unreachable, error).",
+      snap.discovery.flatMap((dns) =>
+        Object.entries(dns.lookups).map(([result, n]) => [{ name: dns.name, result }, n] as const)
+      ),
+    );
+    out.family(
+      "lb_dns_endpoints",
+      "gauge",
+      "Addresses a backend name has now (its last good answer).",
+      snap.discovery.map((dns) => [{ name: dns.name }, dns.endpoints.length] as const),
+    );
     for (const [name, type, help, value] of FRONTEND_FAMILIES) {
       out.family(name, type, help, snap.frontends.map((fe) => [{ frontend: fe.name }, value(fe)]));
     }
@@ -298,6 +374,16 @@ export class Metrics {
       snap.frontends.flatMap((fe) =>
         [...this.#frontend(fe.name).refused].map(([reason, n]) =>
           [{ frontend: fe.name, reason }, n] as const
+        )
+      ),
+    );
+    out.family(
+      "lb_frontend_sni_routes_total",
+      "counter",
+      "Finished client connections routed by TLS server name, by the matched sni= name (or default).",
+      snap.frontends.flatMap((fe) =>
+        [...this.#frontend(fe.name).routes].map(([route, n]) =>
+          [{ frontend: fe.name, route }, n] as const
         )
       ),
     );

@@ -81,6 +81,9 @@ Deno.test("parseConfigText reads every field", () => {
     "idleTimeout": "5m",
     "maxConns": 1000,
     "drainTimeout": 10,
+    "drainDelay": "2s",
+    "resolvers": ["127.0.0.1:5353"],
+    "resolveInterval": "30s",
     "admin": "9090",
     "adminTokenFile": "/etc/lb/admin.token",
     "adminInsecure": true,
@@ -93,6 +96,7 @@ Deno.test("parseConfigText reads every field", () => {
     "connRatePerSource": "20/1s",
     "sourceTableSize": 5000,
     "sourceIPv6Prefix": 56,
+    "tlsCa": "/etc/lb/ca.pem",
   }`,
     "lb.json",
   );
@@ -124,6 +128,9 @@ Deno.test("parseConfigText reads every field", () => {
     idleTimeout: 300_000,
     maxConns: 1000,
     drainTimeout: 10_000,
+    drainDelay: 2000,
+    resolvers: [{ hostname: "127.0.0.1", port: 5353 }],
+    resolveInterval: 30_000,
     admin: { hostname: "127.0.0.1", port: 9090 },
     adminTokenFile: "/etc/lb/admin.token",
     adminInsecure: true,
@@ -136,6 +143,8 @@ Deno.test("parseConfigText reads every field", () => {
     connRatePerSource: { count: 20, windowMs: 1000 },
     sourceTableSize: 5000,
     sourceIPv6Prefix: 56,
+    sniTimeout: 5000,
+    tlsCa: "/etc/lb/ca.pem",
   });
 });
 

@@ -71,6 +71,8 @@ Deno.test({
         logger: new Logger((line) => void lines.push(line)),
         onEnd: () => {},
         connectTimeout: 5000,
+        sniTimeout: 5000,
+        caCerts: [],
         retries: null,
         onConnect: () => {},
       },

@@ -23,6 +23,8 @@ function frontend(backendPort: number, gate: Gate) {
     logger: new Logger((line) => lines.push(line)),
     onEnd: (session) => void ended.push(session),
     connectTimeout: 5000,
+    sniTimeout: 5000,
+    caCerts: [],
     retries: null,
     onConnect: () => {},
   };

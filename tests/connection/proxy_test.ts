@@ -28,6 +28,8 @@ function context(ports: number[], retries: number | null = null) {
     ),
     logger: new Logger((line) => lines.push(line)),
     connectTimeout: 5000,
+    sniTimeout: 5000,
+    caCerts: [],
     retries,
     onConnect: (backend: Backend, ok: boolean) => void connects.push([backend.id, ok]),
   };

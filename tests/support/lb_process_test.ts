@@ -1,4 +1,5 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
+import { LB_FLAGS, LB_PERMISSIONS } from "../../support/compile.ts";
 import { startLb } from "../../support/lb_process.ts";
 import { LOOPBACK, startEchoServer } from "../_helpers.ts";
 
@@ -20,4 +21,14 @@ Deno.test("startLb parses the chosen port and dispose stops lb with exit 0", asy
     status = lb.status;
   }
   assertEquals((await status).code, 0);
+});
+
+Deno.test("startLb runs lb with exactly the compiled binary's flags unless told otherwise", async () => {
+  await using lb = await startLb(["-f", "127.0.0.1:0", "-p", "9"]);
+  // ps, not /proc/PID/cmdline: Deno grants /proc reads only with --allow-all.
+  const ps = await new Deno.Command("ps", { args: ["-o", "args=", "-p", String(lb.child.pid)] })
+    .output();
+  const args = new TextDecoder().decode(ps.stdout).trim().split(/\s+/);
+  for (const flag of LB_FLAGS) assertEquals(args.includes(flag), true, flag);
+  assertEquals(args.filter((a) => a.startsWith("--allow-")), [...LB_PERMISSIONS]);
 });

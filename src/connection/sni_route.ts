@@ -1,0 +1,66 @@
+/**
+ * SNI routing with passthrough: on a frontend where backends have `sni=`
+ * names, the ClientHello is read into a bounded buffer, its server name picks
+ * the backends, and every byte read is replayed to the backend unchanged (lb
+ * never decrypts: the client and the backend do the TLS handshake).
+ * @module
+ */
+import type { Backend } from "../balancing/backend.ts";
+import type { Pool } from "../balancing/pool.ts";
+import type { Logger } from "../observability/log.ts";
+import { ClientHelloError, readClientHello } from "../tls/mod.ts";
+import type { Session } from "./session.ts";
+
+/**
+ * Reads the ClientHello that must start `session`'s stream and picks the
+ * backends for its server name. Not TLS, malformed, too large or too slow, or
+ * a name nothing serves: the connection is refused before any dial, with one
+ * rate-limited log line and `session.refusal` (`tls-REASON`, `no-route`).
+ *
+ * @returns The backends the connection may go to, or undefined when refused.
+ */
+export async function routeBySni(
+  session: Session,
+  pool: Pool,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<ReadonlySet<Backend> | undefined> {
+  const refuse = (reason: string, why: string) => {
+    session.refuse(reason);
+    logger.limited(
+      `sni:${session.frontend}:${reason}`,
+      "proxy",
+      `${session.clientAddr} -> ${session.frontend}: ${why}, closing client`,
+    );
+    return undefined;
+  };
+  let hello;
+  let bytes;
+  try {
+    ({ hello, bytes } = await readClientHello(session.client, {
+      timeoutMs,
+      signal: session.signal,
+    }));
+  } catch (error) {
+    if (session.closed) return undefined; // shutdown or the idle sweep
+    if (error instanceof ClientHelloError) {
+      return refuse(`tls-${error.reason}`, `TLS ClientHello refused (${error.message})`);
+    }
+    throw error;
+  }
+  session.serverName = hello.serverName ?? undefined;
+  session.prefetch = session.prefetch ? _concat(session.prefetch, bytes) : bytes;
+  const { route, backends } = pool.route(hello.serverName);
+  session.sniRoute = route;
+  if (backends.size === 0) {
+    return refuse("no-route", `no backend serves server name ${hello.serverName ?? "(none)"}`);
+  }
+  return backends;
+}
+
+function _concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * TLS on either side of a connection: the handshake with a client where lb
+ * terminates TLS, and TLS to a backend marked `tls` (verified by default).
+ * @module
+ */
+import type { Backend } from "../balancing/backend.ts";
+import { describe } from "../common/errors.ts";
+import type { Logger } from "../observability/log.ts";
+import type { StreamConn } from "./listen.ts";
+import type { Session } from "./session.ts";
+
+/**
+ * Completes the TLS handshake with the client before any backend is dialled.
+ * A failure or a client slower than `timeoutMs` closes that client only:
+ * one rate-limited log line, `session.refusal` `tls-handshake` or
+ * `tls-handshake-timeout`.
+ *
+ * @returns Whether the connection may go on.
+ */
+export async function handshakeClient(
+  session: Session,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<boolean> {
+  const client = session.client;
+  if (!("handshake" in client)) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    const result = await Promise.race([client.handshake(), timedOut]);
+    if (result !== "timeout") return true;
+    return _refuse(session, "tls-handshake-timeout", `no TLS handshake in ${timeoutMs}ms`, logger);
+  } catch (error) {
+    if (session.closed) return false;
+    return _refuse(session, "tls-handshake", `TLS handshake failed: ${describe(error)}`, logger);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function _refuse(session: Session, reason: string, why: string, logger: Logger): false {
+  session.refuse(reason);
+  logger.limited(
+    `tls:${session.frontend}:${reason}`,
+    "proxy",
+    `${session.clientAddr} -> ${session.frontend}: ${why}, closing client`,
+  );
+  return false;
+}
+
+/**
+ * Starts TLS over a connected backend socket: sends and verifies the
+ * backend's `tls-name` (else its host), trusting `caCerts` besides the
+ * system's roots; `tls-verify=off` skips only the host name check (Deno has
+ * no per-connection switch for the chain).
+ *
+ * @throws What the handshake throws (an unknown CA, a wrong name, a reset),
+ * or a `TimedOut` after `timeoutMs`; `conn` is closed then.
+ */
+export async function startBackendTls(
+  conn: Deno.TcpConn,
+  backend: Backend,
+  caCerts: readonly string[],
+  timeoutMs: number,
+): Promise<StreamConn> {
+  const tls = await Deno.startTls(conn, {
+    hostname: backend.tlsName ?? backend.addr.hostname,
+    caCerts: [...caCerts],
+    unsafelyDisableHostnameVerification: !backend.tlsVerify,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      tls.handshake(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Deno.errors.TimedOut(`TLS handshake timed out after ${timeoutMs}ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    return tls;
+  } catch (error) {
+    try {
+      tls.close();
+    } catch { /* already closed */ }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
