@@ -5,9 +5,8 @@
  */
 import type { ProxyHeader, ProxyHeaderErrorReason } from "./header.ts";
 import { MAX_HEADER_BYTES, parseProxyHeader } from "./parse.ts";
+import { readPrefix } from "../common/read_prefix.ts";
 
-/** First read buffer: every v1 line and most v2 headers fit one read. */
-const _FIRST_READ_BYTES = 1024;
 /** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
 const _MAX_TIMEOUT_MS = 0x7fffffff;
 
@@ -91,58 +90,27 @@ export async function readProxyHeader(
       `Cannot read PROXY header as "timeoutMs" must be an integer 1-${_MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
     );
   }
-  signal?.throwIfAborted();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new ProxyHeaderError("timeout", `No complete PROXY header within ${timeoutMs} ms`),
-        ),
-      timeoutMs,
-    );
-    onAbort = () => reject(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+  const { value, bytes } = await readPrefix(conn, {
+    parse: (buf) => {
+      const result = parseProxyHeader(buf);
+      if (result.status === "incomplete") return result;
+      if (result.status === "error") {
+        return { status: "error", error: new ProxyHeaderError(result.reason, result.message) };
+      }
+      return { status: "ok", value: result };
+    },
+    maxBytes: MAX_HEADER_BYTES,
+    timeoutMs,
+    signal,
+    timeout: () =>
+      new ProxyHeaderError("timeout", `No complete PROXY header within ${timeoutMs} ms`),
+    closed: (filled, cause) =>
+      cause === undefined
+        ? new ProxyHeaderError(
+          "closed",
+          `Cannot read PROXY header as the peer closed after ${filled} bytes`,
+        )
+        : new ProxyHeaderError("closed", "Cannot read PROXY header as the read failed", { cause }),
   });
-  try {
-    return await _readUntilParsed(conn, stopped);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
-  }
-}
-
-async function _readUntilParsed(
-  conn: Deno.Conn,
-  stopped: Promise<never>,
-): Promise<ReadProxyHeaderResult> {
-  let buf = new Uint8Array(_FIRST_READ_BYTES);
-  let filled = 0;
-  for (;;) {
-    if (filled === buf.length) {
-      // parseProxyHeader decides by MAX_HEADER_BYTES, so a full buffer is never at the cap.
-      const bigger = new Uint8Array(Math.min(2 * buf.length, MAX_HEADER_BYTES));
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const reading = conn.read(buf.subarray(filled)).catch((error: unknown) => {
-      throw new ProxyHeaderError("closed", "Cannot read PROXY header as the read failed", {
-        cause: error,
-      });
-    });
-    const n = await Promise.race([reading, stopped]);
-    if (n === null) {
-      throw new ProxyHeaderError(
-        "closed",
-        `Cannot read PROXY header as the peer closed after ${filled} bytes`,
-      );
-    }
-    filled += n;
-    const result = parseProxyHeader(buf.subarray(0, filled));
-    if (result.status === "ok") {
-      return { header: result.header, rest: buf.slice(result.length, filled) };
-    }
-    if (result.status === "error") throw new ProxyHeaderError(result.reason, result.message);
-  }
+  return { header: value.header, rest: bytes.slice(value.length) };
 }

@@ -11,9 +11,8 @@ import {
   MAX_HELLO_RECORD_BYTES,
   parseClientHello,
 } from "./client_hello.ts";
+import { readPrefix } from "../common/read_prefix.ts";
 
-/** First read buffer: nearly every ClientHello fits one read. */
-const _FIRST_READ_BYTES = 1024;
 /** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
 const _MAX_TIMEOUT_MS = 0x7fffffff;
 
@@ -106,53 +105,26 @@ export async function readClientHello(
       `Cannot read ClientHello as "timeoutMs" must be an integer 1-${_MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
     );
   }
-  signal?.throwIfAborted();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ClientHelloError("timeout", `No whole ClientHello within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    onAbort = () => reject(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+  const { value, bytes } = await readPrefix(conn, {
+    parse: (buf) => {
+      const result = parseClientHello(buf);
+      if (result.status === "incomplete") return result;
+      if (result.status === "error") {
+        return { status: "error", error: new ClientHelloError(result.reason, result.message) };
+      }
+      return { status: "ok", value: result };
+    },
+    maxBytes: MAX_HELLO_RECORD_BYTES,
+    timeoutMs,
+    signal,
+    timeout: () => new ClientHelloError("timeout", `No whole ClientHello within ${timeoutMs} ms`),
+    closed: (filled, cause) =>
+      cause === undefined
+        ? new ClientHelloError(
+          "closed",
+          `Cannot read ClientHello as the peer closed after ${filled} bytes`,
+        )
+        : new ClientHelloError("closed", "Cannot read ClientHello as the read failed", { cause }),
   });
-  try {
-    return await _readUntilParsed(conn, stopped);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
-  }
-}
-
-async function _readUntilParsed(
-  conn: Deno.Conn,
-  stopped: Promise<never>,
-): Promise<ReadClientHelloResult> {
-  let buf = new Uint8Array(_FIRST_READ_BYTES);
-  let filled = 0;
-  for (;;) {
-    if (filled === buf.length) {
-      // parseClientHello always decides on MAX_HELLO_RECORD_BYTES, so a full buffer is below it.
-      const bigger = new Uint8Array(Math.min(2 * buf.length, MAX_HELLO_RECORD_BYTES));
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const reading = conn.read(buf.subarray(filled)).catch((error: unknown) => {
-      throw new ClientHelloError("closed", "Cannot read ClientHello as the read failed", {
-        cause: error,
-      });
-    });
-    const n = await Promise.race([reading, stopped]);
-    if (n === null) {
-      throw new ClientHelloError(
-        "closed",
-        `Cannot read ClientHello as the peer closed after ${filled} bytes`,
-      );
-    }
-    filled += n;
-    const result = parseClientHello(buf.subarray(0, filled));
-    if (result.status === "ok") return { hello: result, bytes: buf.slice(0, filled) };
-    if (result.status === "error") throw new ClientHelloError(result.reason, result.message);
-  }
+  return { hello: value, bytes };
 }
