@@ -18,9 +18,11 @@ import {
   type PeerOptions,
   PEERS,
   type ProxyFeatures,
+  type SourceGate,
   startHttpBackends,
   startIperfServer,
   startPeer,
+  type TlsFiles,
 } from "./peers.ts";
 import { cpuSeconds } from "./proc.ts";
 import {
@@ -30,6 +32,7 @@ import {
   formatNotes,
   formatScale,
   formatTable,
+  type Measure,
   type MeasureKey,
   MEASURES,
   measuresOf,
@@ -40,8 +43,9 @@ import {
   type ScalePoint,
   svgChart,
 } from "./report.ts";
+import { makeTestCert, TLS_NAME } from "./tls.ts";
 import { findTools, installHint } from "./tools.ts";
-import { runWrk } from "./wrk.ts";
+import { runWrk, type WrkResult } from "./wrk.ts";
 
 /** How long and how much: `--quick` stays under a minute, the full run under ten. */
 export interface Settings {
@@ -57,7 +61,24 @@ export interface Settings {
   latencyConns: number;
   wrkConns: number;
   threads: number;
+  /** The allow/deny lists and per-source limits of the `newConnRpsGate` row. */
+  gate: SourceGate;
+  /** The TLS server name of the TLS rows (wrk's SNI, lb's `sni=`). */
+  tlsName: string;
 }
+
+/**
+ * Who gets in, for the `newConnRpsGate` row (issue #14): loopback allowed,
+ * 10/8 denied, and per-source limits far above what the bench sends from
+ * 127.0.0.1 (wrk keeps `wrkConns` = 50 open; the direct path peaks near 25k
+ * new conns/s on 2 cores), so that the row measures the checks, never a refusal.
+ */
+export const BENCH_GATE: SourceGate = {
+  allow: ["127.0.0.0/8"],
+  deny: ["10.0.0.0/8"],
+  maxConnsPerSource: 100_000,
+  connRatePerSec: 1_000_000,
+};
 
 /** The settings of a quick or a full run on a machine with `cores` cores. */
 export function settingsFor(quick: boolean, cores: number): Settings {
@@ -70,14 +91,19 @@ export function settingsFor(quick: boolean, cores: number): Settings {
     latencyConns: 10,
     wrkConns: 50,
     threads: Math.max(1, cores),
+    gate: BENCH_GATE,
+    tlsName: TLS_NAME,
   };
 }
 
 /**
- * A variant row of the table: new conns/s (wrk `Connection: close`, as
- * `newConnRps`) with one feature on in every proxy, each proxy started afresh
- * with it; the direct path has no proxy and shows "-". To add one: a measure
- * with `base: "newConnRps"` in report.ts (and in `PARTS.http`), the feature in
+ * A variant row of the table: a wrk rate with one feature on in every proxy,
+ * each proxy started afresh with it. A measure with a `base` (a cost line:
+ * `base: "newConnRps"`) runs the plain run's wrk sequence so that the two
+ * compare; the others run only their rate. Where clients speak TLS (SNI
+ * routing, termination) the direct path goes straight to the TLS backends;
+ * otherwise it has no proxy to turn the feature on in and shows "-". To add
+ * one: a measure in report.ts (and in `PARTS.http`), the feature in
  * `ProxyFeatures` and its config lines in peers.ts, and an entry here.
  */
 export interface Variant {
@@ -85,19 +111,67 @@ export interface Variant {
   key: MeasureKey;
   /** What every proxy does differently. */
   features: ProxyFeatures;
+  /** Which wrk rate fills the row. @default "close" (new conns/s) */
+  rate?: "close" | "keepAlive";
 }
 
 /** The variants the bench runs with the HTTP measures, in this order after the plain run. */
 export const VARIANTS: readonly Variant[] = [
   { key: "newConnRpsProxyV2", features: { sendProxy: "v2" } },
+  { key: "newConnRpsGate", features: { gate: BENCH_GATE } },
+  { key: "tlsNewConnRpsSni", features: { sniRoute: TLS_NAME } },
+  { key: "tlsKeepAliveRps", features: { terminateTls: true }, rate: "keepAlive" },
 ];
 
-/** The HTTP backend ports a variant needs: the `proxy_protocol` ones when proxies send a header. */
-export function backendsFor(
-  features: ProxyFeatures,
-  ports: { plain: number[]; proxy: number[] },
-): number[] {
-  return features.sendProxy ? ports.proxy : ports.plain;
+/** The HTTP backend ports: plain, behind `proxy_protocol`, and HTTPS. */
+export interface BackendPorts {
+  plain: number[];
+  proxy: number[];
+  tls: number[];
+}
+
+/**
+ * The HTTP backend ports a variant needs: the `proxy_protocol` ones when
+ * proxies send a header, the HTTPS ones when they route TLS by SNI.
+ */
+export function backendsFor(features: ProxyFeatures, ports: BackendPorts): number[] {
+  if (features.sendProxy) return ports.proxy;
+  if (features.sniRoute !== undefined) return ports.tls;
+  return ports.plain;
+}
+
+/** Whether clients speak TLS with the feature on (to the proxy, and on the direct path). */
+export function clientTls(features: ProxyFeatures): boolean {
+  return features.sniRoute !== undefined || features.terminateTls === true;
+}
+
+/** How a variant runs: where each path goes and which wrk runs it takes. */
+export interface VariantPlan {
+  /** The backends every proxy forwards to. */
+  backends: number[];
+  /** Where the direct path goes; undefined when it has no figure ("-"). */
+  direct?: number[];
+  /** wrk's HTTPS server name, when clients speak TLS. */
+  tlsName?: string;
+  /**
+   * wrk runs after the 1 s warm-up, in order: the plain run's (keep-alive,
+   * then `Connection: close`) for a cost line, else only `keep`.
+   */
+  runs: ("keepAlive" | "close")[];
+  /** The run whose rate fills the row. */
+  keep: "keepAlive" | "close";
+}
+
+/** The plan of `variant` on `ports`, with `tlsName` as the HTTPS server name. */
+export function planOf(variant: Variant, ports: BackendPorts, tlsName = TLS_NAME): VariantPlan {
+  const measure: Measure = MEASURES.find((m) => m.key === variant.key)!;
+  const keep = variant.rate ?? "close";
+  return {
+    backends: backendsFor(variant.features, ports),
+    ...(clientTls(variant.features) ? { direct: ports.tls, tlsName } : {}),
+    runs: measure.base === undefined ? [keep] : ["keepAlive", "close"],
+    keep,
+  };
 }
 
 function log(line: string): void {
@@ -187,24 +261,47 @@ async function main(): Promise<void> {
       note("no nginx: skipping the HTTP measures (req/s, new conns/s, latency, memory)");
     } else {
       const ports = [freePort(), freePort()];
-      const variants = VARIANTS.filter((v) => found.wrk && measures.some((m) => m.key === v.key));
-      // The same nginx on two more ports behind `proxy_protocol`, when a variant sends a header.
-      const proxyPorts = variants.some((v) => v.features.sendProxy) ? [freePort(), freePort()] : [];
+      let variants = VARIANTS.filter((v) => found.wrk && measures.some((m) => m.key === v.key));
+      // The TLS rows need a certificate, made now in the temporary directory.
+      let tls: TlsFiles | undefined;
+      if (variants.some((v) => clientTls(v.features))) {
+        try {
+          if (!found.openssl) throw new Error("no openssl");
+          tls = await makeTestCert(found.openssl, `${dir}/tls`, settings.tlsName);
+        } catch (error) {
+          note(
+            `skipping the TLS rows: no test certificate (${
+              error instanceof Error ? error.message : error
+            })`,
+          );
+          variants = variants.filter((v) => !clientTls(v.features));
+        }
+      }
+      // The same nginx on two more ports behind `proxy_protocol`, when a variant
+      // sends a header, and on two HTTPS ports, when clients speak TLS.
+      const backendPorts: BackendPorts = {
+        plain: ports,
+        proxy: variants.some((v) => v.features.sendProxy) ? [freePort(), freePort()] : [],
+        tls: tls ? [freePort(), freePort()] : [],
+      };
       await using backend = await startHttpBackends(
         found.nginx,
         dir,
         ports,
         settings.threads,
-        proxyPorts,
+        backendPorts.proxy,
+        tls ? { ports: backendPorts.tls, files: tls } : undefined,
       );
       void backend;
-      const wrkRate = (port: number, durationSec: number, close: boolean) =>
+      const variantBase: Omit<PeerOptions, "backends"> = tls ? { ...base, tls } : base;
+      const wrkRate = (port: number, durationSec: number, close: boolean, tlsName?: string) =>
         runWrk(found.wrk!, {
           port,
           threads: settings.threads,
           connections: settings.wrkConns,
           durationSec,
           close,
+          ...(tlsName === undefined ? {} : { tlsName }),
         });
       // The wrk sequence of every run, plain or variant, so that their new
       // conns/s compare: a 1 s warm-up, keep-alive, then `Connection: close`.
@@ -214,26 +311,37 @@ async function main(): Promise<void> {
         const nc = await wrkRate(port, d, true);
         return { ka, nc };
       };
-      // One variant on one peer: a fresh proxy with the feature on, the same
-      // wrk sequence as the plain run, only new conns/s kept.
+      // One variant on one peer: a fresh proxy with the feature on (or the
+      // direct path to the TLS backends), a warm-up, then the plan's wrk runs.
       const runVariant = async (name: PeerName, variant: Variant, rep: number) => {
         const label = MEASURES.find((m) => m.key === variant.key)!.label;
-        if (name === "direct") {
+        const plan = planOf(variant, backendPorts, settings.tlsName);
+        if (name === "direct" && plan.direct === undefined) {
           results.direct![variant.key] = null; // Not applicable: no proxy.
           return;
         }
         try {
-          await using peer = await startPeer(name, {
-            ...base,
-            ...variant.features,
-            backends: backendsFor(variant.features, { plain: ports, proxy: proxyPorts }),
-          });
-          const { nc } = await wrkRates(peer.port);
-          keepBest(results[name]!, variant.key, nc.requestsPerSec);
+          await using peer = name === "direct"
+            ? await startPeer(name, { ...base, backends: plan.direct! })
+            : await startPeer(name, {
+              ...variantBase,
+              ...variant.features,
+              backends: plan.backends,
+            });
+          await wrkRate(peer.port, 1, false, plan.tlsName);
+          let kept: WrkResult | undefined;
+          for (const run of plan.runs) {
+            const ran = await wrkRate(peer.port, d, run === "close", plan.tlsName);
+            if (run === plan.keep) kept = ran;
+          }
+          keepBest(results[name]!, variant.key, kept!.requestsPerSec);
           log(
-            `${name} run ${rep + 1}: ${label} ${nc.requestsPerSec.toFixed(0)}/s ` +
-              `(${nc.errors} errors)`,
+            `${name} run ${rep + 1}: ${label} ${kept!.requestsPerSec.toFixed(0)}/s ` +
+              `(${kept!.errors} errors)`,
           );
+          if (kept!.errors > 0) {
+            note(`${name} run ${rep + 1}: ${label}: ${kept!.errors} wrk errors`);
+          }
           await sleep(200);
         } catch (error) {
           note(`${name}: ${label} failed: ${error instanceof Error ? error.message : error}`);
@@ -371,7 +479,7 @@ async function main(): Promise<void> {
   const report = buildReport(
     date,
     box,
-    { ...settings, parts, lbArgs, lbBinary: lbBinary ?? null },
+    { ...settings, parts, lbArgs, lbBinary: lbBinary ?? null, variants: VARIANTS },
     results,
     notes,
   );

@@ -23,10 +23,28 @@ export interface Peer extends AsyncDisposable {
 }
 
 /**
+ * Who gets in, the same in every proxy: allow/deny lists and per-source
+ * limits. HAProxy: `src` ACLs and a stick-table of `conn_cur`/`conn_rate`;
+ * nginx stream: `allow`/`deny` and `limit_conn` (nginx stream has no
+ * per-source connection-rate limit); lb: `--allow`, `--deny`,
+ * `--max-conns-per-source`, `--conn-rate-per-source`.
+ */
+export interface SourceGate {
+  /** CIDRs let in; with any, everyone else is refused. */
+  allow: readonly string[];
+  /** CIDRs refused; wins over `allow`. */
+  deny: readonly string[];
+  /** Most open connections from one client address. */
+  maxConnsPerSource: number;
+  /** Most new connections from one client address per second. */
+  connRatePerSec: number;
+}
+
+/**
  * What a proxy does per connection beyond forwarding bytes: off by default,
  * turned on for a variant row of the table (see `VARIANTS` in bench.ts). A new
  * feature is a field here, its line in each config generator and in
- * {@link lbPeerArgs}.
+ * {@link lbPeerArgs}, and its key in {@link FEATURE_KEYS}.
  */
 export interface ProxyFeatures {
   /**
@@ -35,10 +53,65 @@ export interface ProxyFeatures {
    * nginx has no v2 sender). The backends must expect it.
    */
   sendProxy?: "v1" | "v2";
+  /** Check every client against allow/deny lists and per-source limits. */
+  gate?: SourceGate;
+  /**
+   * Route by the server name of the TLS ClientHello, without decrypting, to
+   * the backends (TLS servers) that serve this name: HAProxy `req.ssl_sni`,
+   * nginx `ssl_preread` + `map`, lb `sni=NAME` on every backend.
+   */
+  sniRoute?: string;
+  /**
+   * Terminate TLS with the bench's test certificate ({@link TlsFiles}) and
+   * proxy the plaintext: HAProxy `bind ... ssl crt`, nginx stream
+   * `listen ... ssl`, lb `--tls-cert/--tls-key`.
+   */
+  terminateTls?: boolean;
+}
+
+/** Every field of {@link ProxyFeatures}. */
+export const FEATURE_KEYS = [
+  "sendProxy",
+  "gate",
+  "sniRoute",
+  "terminateTls",
+] as const satisfies readonly (keyof ProxyFeatures)[];
+
+/** The features set in `options` (a feature left undefined or false is off). */
+export function featuresOf(options: ProxyFeatures): ProxyFeatures {
+  const out: Record<string, unknown> = {};
+  for (const key of FEATURE_KEYS) {
+    if (options[key] !== undefined && options[key] !== false) out[key] = options[key];
+  }
+  return out as ProxyFeatures;
+}
+
+/**
+ * The bench's test certificate, made with openssl at bench time (bench/tls.ts):
+ * PEM files of the certificate, its key, and both in one (HAProxy's `crt`).
+ */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** The certificate followed by the key. */
+  pem: string;
+}
+
+/** The largest `limit_conn` nginx accepts. */
+export const NGINX_MAX_LIMIT_CONN = 65535;
+
+/** TLS as every TLS server of the bench speaks it: 1.2 and 1.3 (nginx 1.22 has no 1.3 by default). */
+const NGINX_TLS_PROTOCOLS = "ssl_protocols TLSv1.2 TLSv1.3;";
+
+function needTls(options: { terminateTls?: boolean; tls?: TlsFiles }): TlsFiles {
+  if (!options.tls) throw new Error("Cannot speak TLS as no certificate (tls) was given");
+  return options.tls;
 }
 
 /** Options shared by the config generators. */
 export interface ProxyConfigOptions extends ProxyFeatures {
+  /** The certificate when `terminateTls` is on. */
+  tls?: TlsFiles;
   /** Where the proxy listens on 127.0.0.1. */
   port: number;
   /** Backend ports on 127.0.0.1, balanced round robin. */
@@ -49,12 +122,34 @@ export interface ProxyConfigOptions extends ProxyFeatures {
   maxConns?: number;
 }
 
-/** An HAProxy config: `mode tcp`, `nbthread` = threads, no logging, long idle timeouts. */
+/** HAProxy's lines for `gate`: `src` ACLs, then a stick-table tracking each source. */
+function haproxyGate(gate: SourceGate): string[] {
+  return [
+    "  stick-table type ip size 100k expire 30s store conn_cur,conn_rate(1s)",
+    ...(gate.deny.length > 0
+      ? [`  tcp-request connection reject if { src ${gate.deny.join(" ")} }`]
+      : []),
+    ...(gate.allow.length > 0
+      ? [`  tcp-request connection reject if !{ src ${gate.allow.join(" ")} }`]
+      : []),
+    "  tcp-request connection track-sc0 src",
+    `  tcp-request connection reject if { sc0_conn_cur gt ${gate.maxConnsPerSource} }`,
+    `  tcp-request connection reject if { sc0_conn_rate gt ${gate.connRatePerSec} }`,
+  ];
+}
+
+/**
+ * An HAProxy config: `mode tcp`, `nbthread` = threads, no logging, long idle
+ * timeouts. With `sniRoute`, the `listen` section waits for the ClientHello
+ * and sends the name's connections to backend `sni` (the others are closed).
+ */
 export function haproxyConfig(options: ProxyConfigOptions): string {
   const send = options.sendProxy
     ? { v1: " send-proxy", v2: " send-proxy-v2" }[options.sendProxy]
     : "";
   const servers = options.backends.map((port, i) => `  server b${i} 127.0.0.1:${port}${send}`);
+  const ssl = options.terminateTls ? ` ssl crt ${needTls(options).pem}` : "";
+  const sni = options.sniRoute;
   return [
     "global",
     `  nbthread ${options.threads}`,
@@ -65,9 +160,16 @@ export function haproxyConfig(options: ProxyConfigOptions): string {
     "  timeout client 120s",
     "  timeout server 120s",
     "listen bench",
-    `  bind 127.0.0.1:${options.port}`,
-    "  balance roundrobin",
-    ...servers,
+    `  bind 127.0.0.1:${options.port}${ssl}`,
+    ...(options.gate ? haproxyGate(options.gate) : []),
+    ...(sni === undefined ? ["  balance roundrobin", ...servers] : [
+      "  tcp-request inspect-delay 5s",
+      "  tcp-request content accept if { req_ssl_hello_type 1 }",
+      `  use_backend sni if { req.ssl_sni -i ${sni} }`,
+      "backend sni",
+      "  balance roundrobin",
+      ...servers,
+    ]),
     "",
   ].join("\n");
 }
@@ -102,15 +204,43 @@ function nginxHead(options: NginxOptions, modules: string[]): string[] {
 export function nginxStreamConfig(
   options: ProxyConfigOptions & NginxOptions & { modulePath: string },
 ): string {
+  const { gate, sniRoute } = options;
+  const tls = options.terminateTls ? needTls(options) : undefined;
   return [
     ...nginxHead(options, [options.modulePath]),
     "stream {",
     "  upstream backends {",
     ...options.backends.map((port) => `    server 127.0.0.1:${port};`),
     "  }",
+    ...(gate ? ["  limit_conn_zone $binary_remote_addr zone=per_source:10m;"] : []),
+    // No default: a name nothing serves maps to "", which nginx refuses (closes).
+    ...(sniRoute === undefined ? [] : [
+      "  map $ssl_preread_server_name $sni_upstream {",
+      `    ${sniRoute} backends;`,
+      "  }",
+    ]),
     "  server {",
-    `    listen 127.0.0.1:${options.port};`,
-    "    proxy_pass backends;",
+    `    listen 127.0.0.1:${options.port}${tls ? " ssl" : ""};`,
+    ...(tls
+      ? [
+        `    ssl_certificate ${tls.cert};`,
+        `    ssl_certificate_key ${tls.key};`,
+        `    ${NGINX_TLS_PROTOCOLS}`,
+      ]
+      : []),
+    // First match wins: deny, then allow, then everyone else when an allow list is given.
+    ...(gate
+      ? [
+        ...gate.deny.map((cidr) => `    deny ${cidr};`),
+        ...gate.allow.map((cidr) => `    allow ${cidr};`),
+        ...(gate.allow.length > 0 ? ["    deny all;"] : []),
+        // nginx takes at most 65535 here ("connection limit must be less 65536").
+        `    limit_conn per_source ${Math.min(gate.maxConnsPerSource, NGINX_MAX_LIMIT_CONN)};`,
+      ]
+      : []),
+    ...(sniRoute === undefined
+      ? ["    proxy_pass backends;"]
+      : ["    ssl_preread on;", "    proxy_pass $sni_upstream;"]),
     "    proxy_timeout 120s;",
     ...(options.sendProxy ? ["    proxy_protocol on;"] : []),
     "  }",
@@ -121,11 +251,20 @@ export function nginxStreamConfig(
 
 /**
  * The HTTP backends: nginx answering `200 ok` on each port, keep-alive without
- * a request cap; `proxyPorts` require a PROXY protocol header (v1 or v2) first.
+ * a request cap; `proxyPorts` require a PROXY protocol header (v1 or v2)
+ * first; `tlsPorts` speak HTTPS with `tls` (TLS 1.2/1.3, no session cache nor
+ * tickets: every new connection is a full handshake).
  */
 export function nginxHttpConfig(
-  options: NginxOptions & { ports: number[]; proxyPorts?: number[] },
+  options: NginxOptions & {
+    ports: number[];
+    proxyPorts?: number[];
+    tlsPorts?: number[];
+    tls?: TlsFiles;
+  },
 ): string {
+  const tlsPorts = options.tlsPorts ?? [];
+  const tls = tlsPorts.length > 0 ? needTls(options) : undefined;
   return [
     ...nginxHead(options, []),
     "http {",
@@ -141,6 +280,16 @@ export function nginxHttpConfig(
     "  server {",
     ...options.ports.map((port) => `    listen 127.0.0.1:${port};`),
     ...(options.proxyPorts ?? []).map((port) => `    listen 127.0.0.1:${port} proxy_protocol;`),
+    ...tlsPorts.map((port) => `    listen 127.0.0.1:${port} ssl;`),
+    ...(tls
+      ? [
+        `    ssl_certificate ${tls.cert};`,
+        `    ssl_certificate_key ${tls.key};`,
+        `    ${NGINX_TLS_PROTOCOLS}`,
+        "    ssl_session_cache off;",
+        "    ssl_session_tickets off;",
+      ]
+      : []),
     '    location / { return 200 "ok"; }',
     "  }",
     "}",
@@ -193,8 +342,8 @@ async function spawnDaemon(
 }
 
 /**
- * Starts nginx as the HTTP backend on `ports`, and on `proxyPorts` expecting a
- * PROXY protocol header (one process tree).
+ * Starts nginx as the HTTP backend on `ports`, on `proxyPorts` expecting a
+ * PROXY protocol header, and on `tls.ports` speaking HTTPS (one process tree).
  */
 export async function startHttpBackends(
   nginx: string,
@@ -202,12 +351,19 @@ export async function startHttpBackends(
   ports: number[],
   workers: number,
   proxyPorts: number[] = [],
+  tls?: { ports: number[]; files: TlsFiles },
 ): Promise<AsyncDisposable & { pids(): number[] }> {
   const conf = `${dir}/backend.conf`;
   Deno.mkdirSync(`${dir}/backend`, { recursive: true });
   Deno.writeTextFileSync(
     conf,
-    nginxHttpConfig({ dir: `${dir}/backend`, workers, ports, proxyPorts }),
+    nginxHttpConfig({
+      dir: `${dir}/backend`,
+      workers,
+      ports,
+      proxyPorts,
+      ...(tls ? { tlsPorts: tls.ports, tls: tls.files } : {}),
+    }),
   );
   const daemon = await spawnDaemon(
     "nginx (backend)",
@@ -215,7 +371,9 @@ export async function startHttpBackends(
     ["-p", `${dir}/backend`, "-c", conf],
     ports[0]!,
   );
-  await Promise.all([...ports, ...proxyPorts].map((port) => waitListening(port)));
+  await Promise.all(
+    [...ports, ...proxyPorts, ...(tls?.ports ?? [])].map((port) => waitListening(port)),
+  );
   return { pids: () => processTree(daemon.child.pid), [Symbol.asyncDispose]: daemon.stop };
 }
 
@@ -235,17 +393,36 @@ export async function startIperfServer(
   return { [Symbol.asyncDispose]: daemon.stop };
 }
 
-/** lb's arguments in front of `backends`, with `features` on every backend. */
+/** lb's flags for `gate`. */
+function lbGate(gate: SourceGate): string[] {
+  return [
+    ...gate.allow.flatMap((cidr) => ["--allow", cidr]),
+    ...gate.deny.flatMap((cidr) => ["--deny", cidr]),
+    "--max-conns-per-source",
+    `${gate.maxConnsPerSource}`,
+    "--conn-rate-per-source",
+    `${gate.connRatePerSec}/1s`,
+  ];
+}
+
+/**
+ * lb's arguments in front of `backends`, with `features` on every backend
+ * (and `tls`, the certificate, when `terminateTls` is on).
+ */
 export function lbPeerArgs(
   backends: readonly number[],
-  features: ProxyFeatures = {},
+  features: ProxyFeatures & { tls?: TlsFiles } = {},
   extra: readonly string[] = [],
 ): string[] {
-  const options = features.sendProxy ? `,proxy=${features.sendProxy}` : "";
+  const options = (features.sendProxy ? `,proxy=${features.sendProxy}` : "") +
+    (features.sniRoute === undefined ? "" : `,sni=${features.sniRoute}`);
+  const tls = features.terminateTls ? needTls(features) : undefined;
   return [
     "-f",
     "127.0.0.1:0",
     ...backends.flatMap((port) => ["-p", `127.0.0.1:${port}${options}`]),
+    ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key] : []),
+    ...(features.gate ? lbGate(features.gate) : []),
     "--log",
     "off",
     // HAProxy and nginx run without health checks here; so does lb.
@@ -273,6 +450,8 @@ export interface PeerOptions extends ProxyFeatures {
   lbArgs?: string[];
   /** Extra `deno run` flags for lb. */
   lbDenoFlags?: string[];
+  /** The test certificate, for `terminateTls`. */
+  tls?: TlsFiles;
 }
 
 /**
@@ -282,7 +461,8 @@ export interface PeerOptions extends ProxyFeatures {
  *   for `direct` with a proxy feature on (there is no proxy to turn it on in).
  */
 export async function startPeer(name: PeerName, options: PeerOptions): Promise<Peer> {
-  const features: ProxyFeatures = options.sendProxy ? { sendProxy: options.sendProxy } : {};
+  const features = featuresOf(options);
+  const tls = options.tls ? { tls: options.tls } : {};
   switch (name) {
     case "direct":
       if (Object.keys(features).length > 0) {
@@ -299,7 +479,13 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
       const conf = `${options.dir}/haproxy-${port}.cfg`;
       Deno.writeTextFileSync(
         conf,
-        haproxyConfig({ port, backends: options.backends, threads: options.threads, ...features }),
+        haproxyConfig({
+          port,
+          backends: options.backends,
+          threads: options.threads,
+          ...features,
+          ...tls,
+        }),
       );
       const d = await spawnDaemon(
         "haproxy",
@@ -324,6 +510,7 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
           workers: options.threads,
           modulePath: options.nginxStream ?? "/usr/lib/nginx/modules/ngx_stream_module.so",
           ...features,
+          ...tls,
         }),
       );
       const d = await spawnDaemon("nginx (stream)", options.nginx ?? "nginx", [
@@ -335,7 +522,7 @@ export async function startPeer(name: PeerName, options: PeerOptions): Promise<P
       return { name, port, pids: () => processTree(d.child.pid), [Symbol.asyncDispose]: d.stop };
     }
     case "lb": {
-      const args = lbPeerArgs(options.backends, features, options.lbArgs);
+      const args = lbPeerArgs(options.backends, { ...features, ...tls }, options.lbArgs);
       const lb = await startLb(args, {
         ...(options.lbBinary ? { binary: options.lbBinary } : {}),
         denoFlags: options.lbDenoFlags ?? ["--allow-net", "--allow-read"],

@@ -3,7 +3,7 @@
  * and an SVG bar chart of the ratios. Pure functions on fixed inputs.
  * @module
  */
-import type { PeerName } from "./peers.ts";
+import type { PeerName, SourceGate } from "./peers.ts";
 
 /** One figure the bench measures. */
 export interface Measure {
@@ -33,6 +33,26 @@ export const MEASURES = [
     base: "newConnRps",
     maxCost: 0.05,
   },
+  {
+    key: "newConnRpsGate",
+    label: "new conns/s, allow/deny+limits",
+    unit: "conn/s",
+    better: "higher",
+    base: "newConnRps",
+    maxCost: 0.05,
+  },
+  {
+    key: "tlsNewConnRpsSni",
+    label: "TLS new conns/s, SNI passthrough",
+    unit: "conn/s",
+    better: "higher",
+  },
+  {
+    key: "tlsKeepAliveRps",
+    label: "TLS keep-alive req/s, terminated",
+    unit: "req/s",
+    better: "higher",
+  },
   { key: "bulkUpGbps", label: "bulk client→server", unit: "Gbit/s", better: "higher" },
   { key: "bulkDownGbps", label: "bulk server→client", unit: "Gbit/s", better: "higher" },
   { key: "latencyP50Ms", label: "latency p50", unit: "ms", better: "lower" },
@@ -53,7 +73,16 @@ export type MeasureKey = typeof MEASURES[number]["key"];
 
 /** The parts of a run that `--only` picks, and the measures each yields. */
 export const PARTS = {
-  http: ["keepAliveRps", "newConnRps", "newConnRpsProxyV2", "latencyP50Ms", "latencyP99Ms"],
+  http: [
+    "keepAliveRps",
+    "newConnRps",
+    "newConnRpsProxyV2",
+    "newConnRpsGate",
+    "tlsNewConnRpsSni",
+    "tlsKeepAliveRps",
+    "latencyP50Ms",
+    "latencyP99Ms",
+  ],
   memory: ["idleBytesPerConn"],
   bulk: ["bulkUpGbps", "bulkDownGbps", "cpuSecPerGB"],
 } as const satisfies Record<string, readonly MeasureKey[]>;
@@ -220,11 +249,15 @@ export function formatTable(
   return [pad(header, widths), ...rows.map((row) => pad(row, widths))].join("\n");
 }
 
-/** What the notes under the table describe: how latency and memory were measured. */
+/** What the notes under the table describe: how the variants, latency and memory were measured. */
 export interface NoteSettings {
   latencyRate: number;
   latencyConns: number;
   idleConns: readonly number[];
+  /** The allow/deny lists and per-source limits of the `newConnRpsGate` row. */
+  gate: SourceGate;
+  /** The TLS server name wrk sends (SNI) in the TLS rows. */
+  tlsName: string;
 }
 
 /**
@@ -238,6 +271,31 @@ export function formatNotes(settings: NoteSettings, measures: readonly Measure[]
     notes.push(
       "PROXY v2: new conns/s with every proxy sending a header to nginx backends on " +
         "`listen ... proxy_protocol` (nginx stream sends v1: it has no v2 sender)",
+    );
+  }
+  if (keys.has("newConnRpsGate")) {
+    const { gate } = settings;
+    notes.push(
+      `allow/deny+limits: allow ${gate.allow.join(" ")}, deny ${gate.deny.join(" ")}, ` +
+        `at most ${gate.maxConnsPerSource} open and ${gate.connRatePerSec} new connections/s ` +
+        "per source (far above wrk's: none refused), HAProxy `src` ACLs and a stick-table " +
+        "(conn_cur, conn_rate), nginx stream allow/deny and limit_conn (at most 65535, and it " +
+        "has no per-source rate limit), lb --allow/--deny/--max-conns-per-source/--conn-rate-per-source",
+    );
+  }
+  if (keys.has("tlsNewConnRpsSni")) {
+    notes.push(
+      `TLS new conns/s: wrk \`Connection: close\` over HTTPS (SNI ${settings.tlsName}), a full ` +
+        "TLS 1.3 handshake per connection with nginx TLS backends (no session cache or " +
+        "tickets), each proxy routing by SNI without decrypting (HAProxy req.ssl_sni, nginx " +
+        "ssl_preread and map, lb sni=), direct: straight to the TLS backends",
+    );
+  }
+  if (keys.has("tlsKeepAliveRps")) {
+    notes.push(
+      "TLS keep-alive: each proxy terminates TLS 1.3 (HAProxy `bind ... ssl crt`, nginx stream " +
+        "`listen ... ssl`, lb --tls-cert) in front of the plain backends, direct: nginx " +
+        "terminating TLS itself (ECDSA P-256 test certificate made by openssl)",
     );
   }
   if (keys.has("latencyP50Ms") || keys.has("latencyP99Ms")) {

@@ -14,6 +14,7 @@ export const TOOLS = {
   },
   wrk: { path: "wrk", package: "wrk" },
   iperf3: { path: "iperf3", package: "iperf3" },
+  openssl: { path: "openssl", package: "openssl" },
 } as const;
 
 /** A tool's short name. */

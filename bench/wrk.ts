@@ -36,6 +36,12 @@ export interface WrkOptions {
   durationSec: number;
   /** Send `Connection: close`: one new connection per request. */
   close: boolean;
+  /**
+   * Speak HTTPS to `https://NAME:port/`: wrk sends NAME as the TLS server name
+   * (SNI). NAME must resolve to 127.0.0.1 (wrk drops addresses it cannot
+   * connect to, such as an unused ::1).
+   */
+  tlsName?: string;
 }
 
 /** wrk's arguments for `options`. */
@@ -47,7 +53,9 @@ export function wrkArgs(options: WrkOptions): string[] {
     "--timeout",
     "2s",
     ...(options.close ? ["-H", "Connection: close"] : []),
-    `http://127.0.0.1:${options.port}/`,
+    options.tlsName === undefined
+      ? `http://127.0.0.1:${options.port}/`
+      : `https://${options.tlsName}:${options.port}/`,
   ];
 }
 

@@ -1,11 +1,20 @@
 import assert from "node:assert/strict";
-import { backendsFor, settingsFor, VARIANTS } from "../bench/bench.ts";
+import {
+  backendsFor,
+  BENCH_GATE,
+  clientTls,
+  planOf,
+  settingsFor,
+  VARIANTS,
+} from "../bench/bench.ts";
 import { parseIperf } from "../bench/iperf.ts";
 import { percentile, responseLength } from "../bench/latency.ts";
 import { parseCpuModel } from "../bench/machine.ts";
 import {
+  featuresOf,
   haproxyConfig,
   lbPeerArgs,
+  NGINX_MAX_LIMIT_CONN,
   nginxHttpConfig,
   nginxStreamConfig,
   startPeer,
@@ -28,6 +37,7 @@ import {
   type Results,
   svgChart,
 } from "../bench/report.ts";
+import { certArgs, TLS_NAME } from "../bench/tls.ts";
 import { installHint } from "../bench/tools.ts";
 import { parseWrk, wrkArgs } from "../bench/wrk.ts";
 
@@ -57,6 +67,11 @@ Deno.test("wrkArgs adds Connection: close only for the new-connection run", () =
   assert(close.includes("Connection: close"));
   assert(close.includes("-c50") && close.includes("-d5s") && close.includes("-t2"));
   assert.deepEqual(close.at(-1), "http://127.0.0.1:9/");
+  // HTTPS: the name in the URL is what wrk sends as SNI.
+  assert.deepEqual(
+    wrkArgs({ ...base, close: true, tlsName: "localhost" }).at(-1),
+    "https://localhost:9/",
+  );
 });
 
 Deno.test("parseIperf reads the receiver totals and rejects errors", () => {
@@ -174,6 +189,197 @@ Deno.test("nginxHttpConfig listens with proxy_protocol on the proxy ports only",
   assert(!nginxHttpConfig({ dir: "/tmp/y", workers: 1, ports: [8001] }).includes("proxy_protocol"));
 });
 
+const TLS = { cert: "/t/cert.pem", key: "/t/key.pem", pem: "/t/both.pem" };
+const STREAM = {
+  port: 9000,
+  backends: [9001, 9002],
+  threads: 2,
+  dir: "/tmp/x",
+  workers: 2,
+  modulePath: "/m/ngx_stream_module.so",
+};
+
+Deno.test("haproxyConfig gate: src ACLs, then a stick-table tracking conn_cur and conn_rate", () => {
+  const opts = { port: 9000, backends: [9001, 9002], threads: 2 };
+  const cfg = haproxyConfig({ ...opts, gate: BENCH_GATE });
+  const lines = cfg.split("\n").map((l) => l.trim());
+  const at = (line: string) => {
+    const i = lines.indexOf(line);
+    assert(i >= 0, `${line} in\n${cfg}`);
+    return i;
+  };
+  const table = at("stick-table type ip size 100k expire 30s store conn_cur,conn_rate(1s)");
+  const deny = at("tcp-request connection reject if { src 10.0.0.0/8 }");
+  const allow = at("tcp-request connection reject if !{ src 127.0.0.0/8 }");
+  const track = at("tcp-request connection track-sc0 src");
+  const cur = at("tcp-request connection reject if { sc0_conn_cur gt 100000 }");
+  const rate = at("tcp-request connection reject if { sc0_conn_rate gt 1000000 }");
+  assert(at("listen bench") < table && table < deny && deny < allow && allow < track);
+  assert(track < cur && track < rate);
+  assert.match(cfg, /server b1 127\.0\.0\.1:9002$/m);
+  // An empty allow list lets everyone in: no negated src line.
+  const open = haproxyConfig({ ...opts, gate: { ...BENCH_GATE, allow: [] } });
+  assert(!open.includes("!{ src"));
+  assert(!haproxyConfig(opts).includes("tcp-request"));
+});
+
+Deno.test("haproxyConfig sniRoute: waits for the ClientHello, routes req.ssl_sni to backend sni", () => {
+  const cfg = haproxyConfig({
+    port: 9000,
+    backends: [9001, 9002],
+    threads: 2,
+    sniRoute: "localhost",
+  });
+  assert.match(
+    cfg,
+    /^listen bench\n\s+bind 127\.0\.0\.1:9000\n\s+tcp-request inspect-delay 5s\n\s+tcp-request content accept if \{ req_ssl_hello_type 1 \}\n\s+use_backend sni if \{ req\.ssl_sni -i localhost \}\nbackend sni\n\s+balance roundrobin\n\s+server b0 127\.0\.0\.1:9001\n\s+server b1 127\.0\.0\.1:9002\n$/m,
+  );
+  assert.match(cfg, /^\s*mode tcp$/m);
+  // Passthrough: no TLS on the bind line.
+  assert(!cfg.includes(" ssl"));
+});
+
+Deno.test("haproxyConfig terminateTls: bind ... ssl crt with the one-file PEM", () => {
+  const opts = { port: 9000, backends: [9001], threads: 2, terminateTls: true };
+  assert.match(
+    haproxyConfig({ ...opts, tls: TLS }),
+    /^\s+bind 127\.0\.0\.1:9000 ssl crt \/t\/both\.pem$/m,
+  );
+  assert.throws(() => haproxyConfig(opts), /no certificate/);
+});
+
+Deno.test("nginxStreamConfig gate: deny, allow, deny all, limit_conn keyed by $binary_remote_addr", () => {
+  const cfg = nginxStreamConfig({ ...STREAM, gate: BENCH_GATE });
+  assert.match(
+    cfg,
+    /^stream \{\n(.*\n)*\s+limit_conn_zone \$binary_remote_addr zone=per_source:10m;\n\s+server \{/m,
+  );
+  assert.match(
+    cfg,
+    /listen 127\.0\.0\.1:9000;\n\s+deny 10\.0\.0\.0\/8;\n\s+allow 127\.0\.0\.0\/8;\n\s+deny all;\n\s+limit_conn per_source 65535;\n\s+proxy_pass backends;/,
+  );
+  const small = nginxStreamConfig({ ...STREAM, gate: { ...BENCH_GATE, maxConnsPerSource: 7 } });
+  assert.match(small, /limit_conn per_source 7;/);
+  const open = nginxStreamConfig({ ...STREAM, gate: { ...BENCH_GATE, allow: [] } });
+  assert(!open.includes("deny all;"));
+  assert(!nginxStreamConfig(STREAM).includes("limit_conn"));
+});
+
+Deno.test("nginxStreamConfig sniRoute: ssl_preread and a map of the name to the upstream", () => {
+  const cfg = nginxStreamConfig({ ...STREAM, sniRoute: "localhost" });
+  assert.match(
+    cfg,
+    /map \$ssl_preread_server_name \$sni_upstream \{\n\s+localhost backends;\n\s+\}/,
+  );
+  assert.match(cfg, /ssl_preread on;\n\s+proxy_pass \$sni_upstream;/);
+  assert(!cfg.includes("proxy_pass backends;") && !cfg.includes("ssl_certificate"));
+  assert(!nginxStreamConfig(STREAM).includes("ssl_preread"));
+});
+
+Deno.test("nginxStreamConfig terminateTls: listen ... ssl with the certificate, TLS 1.3 on", () => {
+  const cfg = nginxStreamConfig({ ...STREAM, terminateTls: true, tls: TLS });
+  assert.match(
+    cfg,
+    /listen 127\.0\.0\.1:9000 ssl;\n\s+ssl_certificate \/t\/cert\.pem;\n\s+ssl_certificate_key \/t\/key\.pem;\n\s+ssl_protocols TLSv1\.2 TLSv1\.3;/,
+  );
+  assert.match(cfg, /proxy_pass backends;/);
+  assert.throws(() => nginxStreamConfig({ ...STREAM, terminateTls: true }), /no certificate/);
+});
+
+Deno.test("nginxHttpConfig tlsPorts: HTTPS without session reuse (a full handshake each time)", () => {
+  const cfg = nginxHttpConfig({
+    dir: "/tmp/y",
+    workers: 1,
+    ports: [8001],
+    tlsPorts: [8005, 8006],
+    tls: TLS,
+  });
+  assert.match(
+    cfg,
+    /listen 127\.0\.0\.1:8001;\n\s+listen 127\.0\.0\.1:8005 ssl;\n\s+listen 127\.0\.0\.1:8006 ssl;/,
+  );
+  for (
+    const line of [
+      "ssl_certificate /t/cert.pem;",
+      "ssl_certificate_key /t/key.pem;",
+      "ssl_protocols TLSv1.2 TLSv1.3;",
+      "ssl_session_cache off;",
+      "ssl_session_tickets off;",
+    ]
+  ) assert(cfg.includes(`    ${line}\n`), line);
+  assert.deepEqual(cfg.match(/return 200 "ok";/g)?.length, 1);
+  assert(!nginxHttpConfig({ dir: "/tmp/y", workers: 1, ports: [8001] }).includes("ssl"));
+  assert.throws(
+    () => nginxHttpConfig({ dir: "/tmp/y", workers: 1, ports: [8001], tlsPorts: [8005] }),
+    /no certificate/,
+  );
+});
+
+Deno.test("lbPeerArgs: the gate's flags, sni= on every backend, --tls-cert/--tls-key", () => {
+  assert.deepEqual(lbPeerArgs([9001], { gate: BENCH_GATE }), [
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    "127.0.0.1:9001",
+    "--allow",
+    "127.0.0.0/8",
+    "--deny",
+    "10.0.0.0/8",
+    "--max-conns-per-source",
+    "100000",
+    "--conn-rate-per-source",
+    "1000000/1s",
+    "--log",
+    "off",
+    "--health-interval",
+    "0",
+  ]);
+  const sni = lbPeerArgs([9001, 9002], { sniRoute: "localhost" });
+  assert.deepEqual(sni.filter((a) => a.startsWith("127.0.0.1:9")), [
+    "127.0.0.1:9001,sni=localhost",
+    "127.0.0.1:9002,sni=localhost",
+  ]);
+  const tls = lbPeerArgs([9001], { terminateTls: true, tls: TLS }, ["--workers", "2"]);
+  assert.deepEqual(tls.slice(0, 8), [
+    "-f",
+    "127.0.0.1:0",
+    "-p",
+    "127.0.0.1:9001",
+    "--tls-cert",
+    "/t/cert.pem",
+    "--tls-key",
+    "/t/key.pem",
+  ]);
+  assert.deepEqual(tls.slice(-2), ["--workers", "2"]);
+  // The certificate alone turns nothing on.
+  assert(!lbPeerArgs([9001], { tls: TLS }).includes("--tls-cert"));
+  assert.throws(() => lbPeerArgs([9001], { terminateTls: true }), /no certificate/);
+});
+
+Deno.test("featuresOf keeps the features that are on, nothing else", () => {
+  assert.deepEqual(
+    featuresOf({ sendProxy: "v2", terminateTls: false, ...{ dir: "/tmp", tls: TLS } }),
+    { sendProxy: "v2" },
+  );
+  assert.deepEqual(featuresOf({ gate: BENCH_GATE, sniRoute: "a", terminateTls: true }), {
+    gate: BENCH_GATE,
+    sniRoute: "a",
+    terminateTls: true,
+  });
+});
+
+Deno.test("certArgs: a self-signed ECDSA P-256 certificate for the name, CN and SAN", () => {
+  const args = certArgs({ cert: "/d/cert.pem", key: "/d/key.pem" }, "localhost");
+  assert.deepEqual(args.slice(0, 2), ["req", "-x509"]);
+  const after = (flag: string) => args[args.indexOf(flag) + 1];
+  assert.deepEqual(after("-keyout"), "/d/key.pem");
+  assert.deepEqual(after("-out"), "/d/cert.pem");
+  assert.deepEqual(after("-pkeyopt"), "ec_paramgen_curve:prime256v1");
+  assert.deepEqual(after("-subj"), "/CN=localhost");
+  assert.deepEqual(after("-addext"), "subjectAltName=DNS:localhost");
+  assert(args.includes("-nodes"));
+});
+
 Deno.test("lbPeerArgs adds proxy=v2 to every backend and keeps the extra flags last", () => {
   assert.deepEqual(lbPeerArgs([9001, 9002], { sendProxy: "v2" }, ["--workers", "2"]), [
     "-f",
@@ -198,20 +404,93 @@ Deno.test("startPeer refuses a proxy feature on the direct path", async () => {
     () => startPeer("direct", { backends: [9], dir: "/tmp", threads: 1, sendProxy: "v2" }),
     /direct path with sendProxy/,
   );
+  await assert.rejects(
+    () => startPeer("direct", { backends: [9], dir: "/tmp", threads: 1, gate: BENCH_GATE }),
+    /direct path with gate/,
+  );
+  // The certificate is no feature: the direct path starts (and has nothing to stop).
+  await using direct = await startPeer("direct", {
+    backends: [9],
+    dir: "/tmp",
+    threads: 1,
+    tls: TLS,
+  });
+  assert.deepEqual(direct.port, 9);
 });
 
-Deno.test("VARIANTS: each is an http row based on new conns/s, on its own backends", () => {
+Deno.test("VARIANTS: each is an http row, cost lines based on new conns/s, on its own backends", () => {
   const http: readonly string[] = PARTS.http;
   for (const v of VARIANTS) {
     const m = MEASURES.find((m) => m.key === v.key);
-    assert(m && "base" in m && m.base === "newConnRps", v.key);
+    assert(m, v.key);
+    if ("base" in m) assert.deepEqual(m.base, "newConnRps", v.key);
     assert(http.includes(v.key), v.key);
   }
+  assert.deepEqual(VARIANTS.map((v) => v.key), [
+    "newConnRpsProxyV2",
+    "newConnRpsGate",
+    "tlsNewConnRpsSni",
+    "tlsKeepAliveRps",
+  ]);
   const proxyV2 = VARIANTS.find((v) => v.key === "newConnRpsProxyV2")!;
   assert.deepEqual(proxyV2.features, { sendProxy: "v2" });
-  const ports = { plain: [1, 2], proxy: [3, 4] };
+  const ports = { plain: [1, 2], proxy: [3, 4], tls: [5, 6] };
   assert.deepEqual(backendsFor(proxyV2.features, ports), [3, 4]);
   assert.deepEqual(backendsFor({}, ports), [1, 2]);
+  assert.deepEqual(backendsFor({ sniRoute: "localhost" }, ports), [5, 6]);
+  // Termination: TLS from the client, plaintext to the plain backends.
+  assert.deepEqual(backendsFor({ terminateTls: true }, ports), [1, 2]);
+  assert.deepEqual(backendsFor({ gate: BENCH_GATE }, ports), [1, 2]);
+});
+
+Deno.test("planOf: cost lines rerun the plain sequence, TLS rows go direct to the TLS backends", () => {
+  const ports = { plain: [1, 2], proxy: [3, 4], tls: [5, 6] };
+  const plan = (key: string) => planOf(VARIANTS.find((v) => v.key === key)!, ports);
+  assert.deepEqual(plan("newConnRpsProxyV2"), {
+    backends: [3, 4],
+    runs: ["keepAlive", "close"],
+    keep: "close",
+  });
+  assert.deepEqual(plan("newConnRpsGate"), {
+    backends: [1, 2],
+    runs: ["keepAlive", "close"],
+    keep: "close",
+  });
+  assert.deepEqual(plan("tlsNewConnRpsSni"), {
+    backends: [5, 6],
+    direct: [5, 6],
+    tlsName: "localhost",
+    runs: ["close"],
+    keep: "close",
+  });
+  assert.deepEqual(plan("tlsKeepAliveRps"), {
+    backends: [1, 2],
+    direct: [5, 6],
+    tlsName: "localhost",
+    runs: ["keepAlive"],
+    keep: "keepAlive",
+  });
+  assert(clientTls({ sniRoute: "a" }) && clientTls({ terminateTls: true }));
+  assert(!clientTls({ gate: BENCH_GATE }) && !clientTls({ sendProxy: "v2" }));
+});
+
+Deno.test("BENCH_GATE: the issue's flags, limits far above what the bench sends", () => {
+  assert.deepEqual(BENCH_GATE, {
+    allow: ["127.0.0.0/8"],
+    deny: ["10.0.0.0/8"],
+    maxConnsPerSource: 100_000,
+    connRatePerSec: 1_000_000,
+  });
+  // wrk keeps wrkConns open from 127.0.0.1; the fastest path seen (direct) is
+  // ~25k new conns/s on 2 cores: both limits stay 10x or more above.
+  for (const cores of [2, 8]) {
+    const settings = settingsFor(false, cores);
+    assert(BENCH_GATE.maxConnsPerSource >= 10 * settings.wrkConns);
+    assert(BENCH_GATE.connRatePerSec >= 10 * 25_000 * Math.max(1, cores / 2));
+    assert(NGINX_MAX_LIMIT_CONN >= 10 * settings.wrkConns);
+    assert.deepEqual(settings.gate, BENCH_GATE);
+    assert.deepEqual(settings.tlsName, TLS_NAME);
+  }
 });
 
 Deno.test("installHint names the Debian packages of missing tools, once each", () => {
@@ -310,6 +589,9 @@ Deno.test("measuresOf keeps the table order and only the parts' measures", () =>
     "keepAliveRps",
     "newConnRps",
     "newConnRpsProxyV2",
+    "newConnRpsGate",
+    "tlsNewConnRpsSni",
+    "tlsKeepAliveRps",
     "latencyP50Ms",
     "latencyP99Ms",
     "idleBytesPerConn",
@@ -339,7 +621,14 @@ Deno.test("bench --only notes: latency with http, memory with memory, both for a
   const http = formatNotes(settings, measuresOf(["http"]));
   assert.match(
     http,
-    /^PROXY v2: [^;]*proxy_protocol[^;]*; latency: 1000 req\/s over 10 keep-alive connections, [^;]*\.$/,
+    new RegExp(
+      "^PROXY v2: [^;]*proxy_protocol[^;]*; " +
+        "allow/deny\\+limits: allow 127\\.0\\.0\\.0/8, deny 10\\.0\\.0\\.0/8, at most 100000 open " +
+        "and 1000000 new connections/s per source[^;]*limit_conn[^;]*; " +
+        "TLS new conns/s: [^;]*SNI localhost[^;]*req\\.ssl_sni[^;]*ssl_preread[^;]*; " +
+        "TLS keep-alive: [^;]*ssl crt[^;]*--tls-cert[^;]*; " +
+        "latency: 1000 req/s over 10 keep-alive connections, [^;]*\\.$",
+    ),
   );
   const memory = formatNotes(settings, measuresOf(["memory"]));
   assert.match(memory, /^memory: 500 idle connections \(RSS growth [^;]*\)\.$/);
@@ -391,7 +680,8 @@ Deno.test("bench --only http has the PROXY v2 row, direct '-'; --only bulk/memor
 Deno.test("costs divide each proxy's PROXY v2 rate by its plain rate, direct left out", () => {
   const c = costs(PROXY_RESULTS);
   assert.deepEqual(c.newConnRpsProxyV2, { haproxy: 0.95, nginx: 1, lb: 0.96 });
-  assert.deepEqual(Object.keys(c), ["newConnRpsProxyV2"]);
+  // One cost per measure with a base; the TLS rows have none (their ratios are lb/peer).
+  assert.deepEqual(Object.keys(c), ["newConnRpsProxyV2", "newConnRpsGate"]);
   assert.deepEqual(costs({ lb: { newConnRps: 0, newConnRpsProxyV2: 5 } }).newConnRpsProxyV2, {
     lb: null,
   });
@@ -415,13 +705,104 @@ Deno.test("formatCosts prints every proxy's ratio and whether lb's cost is withi
   assert.deepEqual(
     formatCosts(PROXY_RESULTS, peers),
     "cost: new conns/s, PROXY v2 ÷ new conns/s: haproxy 0.950x, nginx 1.000x, lb 0.960x; " +
-      "lb's cost 4.0% (within 5%)",
+      "lb's cost 4.0% (within 5%)\n" +
+      // Not measured here: each proxy "-", no verdict.
+      "cost: new conns/s, allow/deny+limits ÷ new conns/s: haproxy -, nginx -, lb -",
   );
   const slow: Results = { ...PROXY_RESULTS, lb: { newConnRps: 8000, newConnRpsProxyV2: 7200 } };
-  assert.match(formatCosts(slow, peers), /lb 0\.900x; lb's cost 10\.0% \(over 5%\)$/);
+  assert.match(formatCosts(slow, peers), /lb 0\.900x; lb's cost 10\.0% \(over 5%\)$/m);
   const none: Results = { haproxy: { newConnRps: 12000 }, lb: { newConnRps: 8000 } };
   assert.deepEqual(
     formatCosts(none, ["haproxy", "lb"], measuresOf(["http"])),
-    "cost: new conns/s, PROXY v2 ÷ new conns/s: haproxy -, lb -",
+    "cost: new conns/s, PROXY v2 ÷ new conns/s: haproxy -, lb -\n" +
+      "cost: new conns/s, allow/deny+limits ÷ new conns/s: haproxy -, lb -",
   );
+});
+
+const FRONT_DOOR_RESULTS: Results = {
+  direct: {
+    newConnRps: 24000,
+    newConnRpsGate: null,
+    tlsNewConnRpsSni: 3000,
+    tlsKeepAliveRps: 90000,
+  },
+  haproxy: {
+    newConnRps: 12000,
+    newConnRpsGate: 11760,
+    tlsNewConnRpsSni: 2000,
+    tlsKeepAliveRps: 45000,
+  },
+  nginx: {
+    newConnRps: 13000,
+    newConnRpsGate: 13130,
+    tlsNewConnRpsSni: 2100,
+    tlsKeepAliveRps: 48000,
+  },
+  lb: { newConnRps: 8000, newConnRpsGate: 7200, tlsNewConnRpsSni: 1500, tlsKeepAliveRps: 36000 },
+};
+
+Deno.test("bench --only http: the allow/deny+limits row and its cost line, over 5% flagged", () => {
+  const peers = ["direct", "haproxy", "nginx", "lb"] as const;
+  const lines = formatTable(FRONT_DOOR_RESULTS, peers, measuresOf(["http"])).split("\n");
+  const row = lines.find((l) => l.startsWith("new conns/s, allow/deny+limits (conn/s)"));
+  assert(row, lines.join("\n"));
+  assert.match(
+    row,
+    /^new conns\/s, allow\/deny\+limits \(conn\/s\)\s+-\s+11760\s+13130\s+7200\s+0\.61x\s+0\.55x\s+-\s+higher$/,
+  );
+  assert.deepEqual(costs(FRONT_DOOR_RESULTS).newConnRpsGate, {
+    haproxy: 0.98,
+    nginx: 1.01,
+    lb: 0.9,
+  });
+  const gate = formatCosts(FRONT_DOOR_RESULTS, peers).split("\n")[1];
+  assert.deepEqual(
+    gate,
+    "cost: new conns/s, allow/deny+limits ÷ new conns/s: haproxy 0.980x, nginx 1.010x, " +
+      "lb 0.900x; lb's cost 10.0% (over 5%)",
+  );
+  const fine: Results = { ...FRONT_DOOR_RESULTS, lb: { newConnRps: 8000, newConnRpsGate: 7800 } };
+  assert.match(
+    formatCosts(fine, peers),
+    /allow\/deny\+limits [^\n]*lb 0\.975x; lb's cost 2\.5% \(within 5%\)$/,
+  );
+  assert(!formatTable(FRONT_DOOR_RESULTS, peers, measuresOf(["bulk"])).includes("allow/deny"));
+});
+
+Deno.test("bench --only http: the TLS rows with direct figures and lb's ratios, no cost line", () => {
+  const peers = ["direct", "haproxy", "nginx", "lb"] as const;
+  const lines = formatTable(FRONT_DOOR_RESULTS, peers, measuresOf(["http"])).split("\n");
+  const labels = lines.map((l) => l.split(/\s{2,}/)[0]);
+  assert.deepEqual(labels.slice(1, 7), [
+    "keep-alive req/s (req/s)",
+    "new conns/s (conn/s)",
+    "new conns/s, PROXY v2 (conn/s)",
+    "new conns/s, allow/deny+limits (conn/s)",
+    "TLS new conns/s, SNI passthrough (conn/s)",
+    "TLS keep-alive req/s, terminated (req/s)",
+  ]);
+  assert.match(
+    lines[5]!,
+    /^TLS new conns\/s, SNI passthrough \(conn\/s\)\s+3000\s+2000\s+2100\s+1500\s+0\.75x\s+0\.71x\s+0\.50x\s+higher$/,
+  );
+  assert.match(
+    lines[6]!,
+    /^TLS keep-alive req\/s, terminated \(req\/s\)\s+90000\s+45000\s+48000\s+36000\s+0\.80x\s+0\.75x\s+0\.40x\s+higher$/,
+  );
+  assert(!formatCosts(FRONT_DOOR_RESULTS, peers).includes("TLS"));
+  const r = ratios(FRONT_DOOR_RESULTS);
+  assert.deepEqual(r.tlsKeepAliveRps, { haproxy: 0.8, nginx: 0.75, direct: 0.4 });
+  const report = JSON.parse(JSON.stringify(buildReport(
+    new Date(0),
+    { cores: 2, cpuModel: "x", kernel: "k", deno: "d" },
+    { variants: VARIANTS },
+    FRONT_DOOR_RESULTS,
+    [],
+  )));
+  assert.deepEqual(report.results.lb.tlsNewConnRpsSni, 1500);
+  assert.deepEqual(report.ratios.tlsNewConnRpsSni.haproxy, 0.75);
+  assert.deepEqual(report.costs.newConnRpsGate.lb, 0.9);
+  assert.deepEqual(report.settings.variants[2].features, { sniRoute: "localhost" });
+  const svg = svgChart(r, "t", measuresOf(["http"]));
+  assert(svg.includes("TLS new conns/s, SNI passthrough") && svg.includes("0.75×"));
 });

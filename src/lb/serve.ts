@@ -123,7 +123,7 @@ async function _serve(
       if (backend.tls && backend.tlsVerify === false) {
         logger.log(
           "lb",
-          `warning: backend ${formatHostPort(backend)} is reached over TLS without ` +
+          `warning: backend ${backend.id ?? formatHostPort(backend)} is reached over TLS without ` +
             `checking its host name (tls-verify=off)`,
         );
       }
