@@ -44,26 +44,24 @@ export async function proxy(session: Session, ctx: ProxyContext): Promise<void> 
   if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
   const source = admit(session, ctx.policy, ctx.sources, ctx.logger);
   if (source === undefined) return;
-  if (!await handshakeClient(session, ctx.sniTimeout, ctx.logger)) {
-    if (source !== "") ctx.sources!.release(source);
-    return;
-  }
   try {
+    const tls = "handshake" in session.client;
+    if (tls && !await handshakeClient(session, ctx.sniTimeout, ctx.logger)) return;
     await _proxy(session, ctx);
   } finally {
     if (source !== "") ctx.sources!.release(source);
   }
 }
 
-/** The connection once admitted: pick and connect, say hello, pump. */
+/** The connection once admitted: route, pick and connect, say hello, pump. */
 async function _proxy(session: Session, ctx: ProxyContext): Promise<void> {
-  // Where a header is sent, the client's first read runs while the backend is
-  // dialled: bytes there by then go out with the header in one write.
   let among: ReadonlySet<Backend> | undefined;
   if (ctx.pool.routesBySni()) {
     among = await routeBySni(session, ctx.pool, ctx.sniTimeout, ctx.logger);
     if (!among) return;
   }
+  // Where a header is sent, the client's first read runs while the backend is
+  // dialled: bytes there by then go out with the header in one write.
   const early = ctx.pool.sendsProxy() ? _readEarly(session.client) : undefined;
   const upstream = await connectBackend(session, ctx, among);
   if (!upstream) return session.abort(session.end ?? "no-backend");
