@@ -13,6 +13,11 @@ export class ConfigError extends Error {
   }
 }
 
+/** Why a file could not be read, for a one-line error: "no such file" or the error's message. */
+export function describeFileError(error: unknown): string {
+  return error instanceof Deno.errors.NotFound ? "no such file" : describe(error);
+}
+
 /** A short description of an error for a log line: its message, never a stack. */
 export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -19,7 +19,7 @@
  * @module
  */
 import { ANY_HOST, type HostPort } from "../common/address.ts";
-import { ConfigError, describe } from "../common/errors.ts";
+import { ConfigError, describe, describeFileError } from "../common/errors.ts";
 import { parseResolver, srvName } from "./backend_entry.ts";
 import { parseBackendSpec } from "./backend_spec.ts";
 import {
@@ -106,8 +106,9 @@ export async function loadConfigFile(path: string): Promise<Config> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound ? "no such file" : describe(error);
-    throw new ConfigError(`${path}: cannot read config file: ${why}`, { cause: error });
+    throw new ConfigError(`${path}: cannot read config file: ${describeFileError(error)}`, {
+      cause: error,
+    });
   }
   return parseConfigText(text, path);
 }

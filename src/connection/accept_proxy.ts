@@ -44,12 +44,7 @@ export async function acceptProxyHeader(
   logger: Logger,
 ): Promise<boolean> {
   const refuse = (reason: string, why: string) => {
-    session.refuse(`proxy-${reason}`);
-    logger.limited(
-      `proxy-header:${session.frontend}:${reason}`,
-      "proxy",
-      `${session.clientAddr} -> ${session.frontend}: PROXY header refused (${why}), closing client`,
-    );
+    session.refuse(`proxy-${reason}`, `PROXY header refused (${why})`, logger);
     return false;
   };
   if (accept.from && !accept.from.has(session.clientHost)) {

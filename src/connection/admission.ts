@@ -96,11 +96,6 @@ export function admit(
 }
 
 function _refuse(session: Session, reason: string, logger: Logger): undefined {
-  session.refuse(reason);
-  logger.limited(
-    `refused:${session.frontend}:${reason}`,
-    "proxy",
-    `${session.clientAddr} -> ${session.frontend}: refused (${reason}), closing client`,
-  );
+  session.refuse(reason, `refused (${reason})`, logger);
   return undefined;
 }

@@ -1,6 +1,7 @@
 import { formatAddr } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { StreamConn } from "./listen.ts";
+import type { Logger } from "../observability/log.ts";
 import type { Meter } from "./pump.ts";
 
 /**
@@ -78,10 +79,19 @@ export class Session {
     this.localAddr = client.localAddr as Deno.NetAddr;
   }
 
-  /** Ends the connection before any backend is dialled, recording why. */
-  refuse(reason: string): void {
+  /**
+   * Ends the connection before any backend is dialled: `reason` (a metrics
+   * label) is kept in `refusal`, and one rate-limited line per frontend and
+   * reason says `why`.
+   */
+  refuse(reason: string, why: string, logger: Logger): void {
     this.refusal ??= reason;
     this.abort("refused");
+    logger.limited(
+      `refused:${this.frontend}:${reason}`,
+      "proxy",
+      `${this.clientAddr} -> ${this.frontend}: ${why}, closing client`,
+    );
   }
 
   /** Aborts when the session closes: cancels a backend connect in flight. */

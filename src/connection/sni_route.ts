@@ -26,12 +26,7 @@ export async function routeBySni(
   logger: Logger,
 ): Promise<ReadonlySet<Backend> | undefined> {
   const refuse = (reason: string, why: string) => {
-    session.refuse(reason);
-    logger.limited(
-      `sni:${session.frontend}:${reason}`,
-      "proxy",
-      `${session.clientAddr} -> ${session.frontend}: ${why}, closing client`,
-    );
+    session.refuse(reason, why, logger);
     return undefined;
   };
   let hello;

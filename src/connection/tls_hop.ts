@@ -31,23 +31,15 @@ export async function handshakeClient(
   try {
     const result = await Promise.race([client.handshake(), timedOut]);
     if (result !== "timeout") return true;
-    return _refuse(session, "tls-handshake-timeout", `no TLS handshake in ${timeoutMs}ms`, logger);
+    session.refuse("tls-handshake-timeout", `no TLS handshake in ${timeoutMs}ms`, logger);
+    return false;
   } catch (error) {
     if (session.closed) return false;
-    return _refuse(session, "tls-handshake", `TLS handshake failed: ${describe(error)}`, logger);
+    session.refuse("tls-handshake", `TLS handshake failed: ${describe(error)}`, logger);
+    return false;
   } finally {
     clearTimeout(timer);
   }
-}
-
-function _refuse(session: Session, reason: string, why: string, logger: Logger): false {
-  session.refuse(reason);
-  logger.limited(
-    `tls:${session.frontend}:${reason}`,
-    "proxy",
-    `${session.clientAddr} -> ${session.frontend}: ${why}, closing client`,
-  );
-  return false;
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { formatAddr, formatHostPort, type HostPort } from "../common/address.ts";
-import { ConfigError, describe } from "../common/errors.ts";
+import { ConfigError, describeFileError } from "../common/errors.ts";
 import { parseIp } from "../admission/cidr.ts";
 
 /**
@@ -26,8 +26,9 @@ export async function readAdminToken(path: string): Promise<string> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound ? "no such file" : describe(error);
-    throw new ConfigError(`${path}: cannot read admin token file: ${why}`, { cause: error });
+    throw new ConfigError(`${path}: cannot read admin token file: ${describeFileError(error)}`, {
+      cause: error,
+    });
   }
   const token = text.trim();
   if (token === "") throw new ConfigError(`${path}: admin token file is empty`);

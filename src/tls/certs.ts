@@ -5,6 +5,7 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
+import { describeFileError } from "../common/errors.ts";
 import { SniRoutes } from "./sni_match.ts";
 
 /** A certificate and its key, as files. */
@@ -106,11 +107,8 @@ function _read(path: string, flag: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    throw new CertError(`${flag} ${path}: cannot read: ${why}`, { cause: error });
+    throw new CertError(`${flag} ${path}: cannot read: ${describeFileError(error)}`, {
+      cause: error,
+    });
   }
 }
