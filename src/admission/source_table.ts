@@ -100,7 +100,7 @@ export interface SourceTableOptions {
 
 /** What the table knows of one source, linked in least-recently-admitted order. */
 class Entry {
-  /** Connections admitted and not yet released; counted only with a `maxOpen`. */
+  /** Connections admitted and not yet released. */
   open = 0;
   /** Connections admitted in the fixed window before the current one. */
   previous = 0;
@@ -246,7 +246,7 @@ export class SourceTable {
       if (this.#rate(entry, now) >= this.#count) return "too-fast";
       entry.current++;
     }
-    if (this.#maxOpen > 0) entry.open++;
+    entry.open++; // counted even without a cap: a cap a reload turns on must see them
     return "ok";
   }
 

@@ -1,4 +1,5 @@
 import type { HostPort } from "../common/address.ts";
+import { writeAll } from "../common/bytes.ts";
 import { describe } from "../common/errors.ts";
 import type { Backend } from "./backend.ts";
 import { type Clock, realClock, type TimerId } from "../common/clock.ts";
@@ -81,7 +82,7 @@ export type Probe = (addr: HostPort, signal: AbortSignal, hello?: Uint8Array) =>
 export const tcpProbe: Probe = async (addr, signal, hello) => {
   const conn = await Deno.connect({ hostname: addr.hostname, port: addr.port, signal });
   try {
-    for (let n = 0; hello && n < hello.length;) n += await conn.write(hello.subarray(n));
+    if (hello) await writeAll(conn, hello);
   } finally {
     conn.close();
   }

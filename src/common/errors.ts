@@ -13,6 +13,12 @@ export class ConfigError extends Error {
   }
 }
 
+/** Whether an accept failed for want of file descriptors (EMFILE: this process, ENFILE: system). */
+export function outOfFds(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE";
+}
+
 /** Why a file could not be read, for a one-line error: "no such file" or the error's message. */
 export function describeFileError(error: unknown): string {
   return error instanceof Deno.errors.NotFound ? "no such file" : describe(error);

@@ -22,11 +22,16 @@ export interface ReadPrefixOptions<T> {
   timeoutMs: number;
   /** Stops waiting when aborted: rejects with `signal.reason`. */
   signal?: AbortSignal | undefined;
+  /** Bytes of the stream already read (after a PROXY header): parsed first, returned first. */
+  initial?: Uint8Array | undefined;
   /** The error for a prefix still incomplete after `timeoutMs`. */
   timeout(): Error;
   /** The error for EOF (`cause` undefined) or a failed read before a decision. */
   closed(filled: number, cause?: unknown): Error;
 }
+
+/** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
 
 /** The first read's size: most prefixes fit one read. */
 const _FIRST_READ_BYTES = 1024;
@@ -44,7 +49,12 @@ export async function readPrefix<T>(
   conn: Deno.Conn,
   options: ReadPrefixOptions<T>,
 ): Promise<{ value: T; bytes: Uint8Array<ArrayBuffer> }> {
-  const { signal } = options;
+  const { signal, timeoutMs } = options;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new RangeError(
+      `Cannot read a prefix as "timeoutMs" must be an integer 1-${MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
+    );
+  }
   signal?.throwIfAborted();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
@@ -66,8 +76,15 @@ async function _readUntilDecided<T>(
   options: ReadPrefixOptions<T>,
   stopped: Promise<never>,
 ): Promise<{ value: T; bytes: Uint8Array<ArrayBuffer> }> {
-  let buf = new Uint8Array(Math.min(_FIRST_READ_BYTES, options.maxBytes));
-  let filled = 0;
+  const initial = options.initial ?? new Uint8Array(0);
+  let buf = new Uint8Array(Math.max(initial.length, Math.min(_FIRST_READ_BYTES, options.maxBytes)));
+  buf.set(initial);
+  let filled = initial.length;
+  if (filled > 0) {
+    const verdict = options.parse(buf.subarray(0, filled));
+    if (verdict.status === "ok") return { value: verdict.value, bytes: buf.slice(0, filled) };
+    if (verdict.status === "error") throw verdict.error;
+  }
   for (;;) {
     if (filled === buf.length) {
       // The parser decides by maxBytes, so a full buffer is always below it.

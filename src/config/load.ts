@@ -98,6 +98,7 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
   }
   if (proxyTimeout !== undefined) {
     first.acceptProxy!.timeout = parseDuration(proxyTimeout, "--proxy-timeout");
+    names.setByFlag("frontends[0].acceptProxy.timeout", "--proxy-timeout");
   }
   if (proxyFrom) {
     first.acceptProxy!.from = proxyFrom;

@@ -69,6 +69,9 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
   if (config.connectTimeout === 0) {
     throw new ConfigError(`${names.name("connectTimeout")} must be more than 0`);
   }
+  if (config.sniTimeout === 0) {
+    throw new ConfigError(`${names.name("sniTimeout")} must be more than 0`);
+  }
   if (config.workers > 1 && config.admin) {
     throw new ConfigError(
       `--workers ${config.workers} cannot be combined with --admin: each worker keeps its own ` +
@@ -99,6 +102,9 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
         }`,
       );
     }
+    if (frontend.acceptProxy?.timeout === 0) {
+      throw new ConfigError(`${names.name(`${path}.acceptProxy.timeout`)} must be more than 0`);
+    }
     _cidrs(frontend.acceptProxy?.from ?? [], `${path}.acceptProxy.from`, names);
     _cidrs(frontend.allow ?? [], `${path}.allow`, names);
     if (frontend.tls && frontend.acceptProxy) {
@@ -114,6 +120,16 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
       );
     }
     frontend.backends.forEach((backend, k) => {
+      if (backend.tlsName !== undefined) {
+        try {
+          new SniRoutes([{ names: [backend.tlsName], value: k }]);
+        } catch (error) {
+          const where = names.isFlag(`${path}.backends`)
+            ? "-p/--backend tls-name"
+            : names.name(`${path}.backends[${k}].tlsName`);
+          throw new ConfigError(`${where}: ${describe(error)}`, { cause: error });
+        }
+      }
       if (!backend.sni) return;
       try {
         new SniRoutes([{ names: backend.sni, value: k }]);

@@ -2,7 +2,7 @@ import { formatAddr } from "../common/address.ts";
 import type { FrontendConfig } from "../config/config.ts";
 import type { Gate } from "./gate.ts";
 import { Pool } from "../balancing/pool.ts";
-import { describe } from "../common/errors.ts";
+import { describe, outOfFds } from "../common/errors.ts";
 import { acceptProxy } from "./accept_proxy.ts";
 import { accessPolicy } from "./admission.ts";
 import type { FrontListener, StreamConn } from "./listen.ts";
@@ -158,7 +158,7 @@ export class Frontend {
   }
 
   #serve(conn: StreamConn): void {
-    const { gate, onEnd } = this.#ctx;
+    const { gate, onEnd, logger } = this.#ctx;
     gate.enter();
     this.total++;
     let session: Session;
@@ -174,7 +174,15 @@ export class Frontend {
       return;
     }
     this.sessions.add(session);
-    proxy(session, this.#proxyCtx).finally(() => {
+    proxy(session, this.#proxyCtx).catch((error) => {
+      // A bug on one connection's path: that connection closes, lb goes on.
+      session.abort("reset");
+      logger.limited(
+        `internal:${this.name}`,
+        "proxy",
+        `${session.clientAddr} -> ${this.name}: internal error: ${describe(error)}`,
+      );
+    }).finally(() => {
       this.sessions.delete(session);
       this.bytesIn += session.up.bytes;
       this.bytesOut += session.down.bytes;
@@ -182,10 +190,4 @@ export class Frontend {
       onEnd(session);
     });
   }
-}
-
-/** Whether an accept failed for want of file descriptors (EMFILE: this process, ENFILE: system). */
-function outOfFds(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "EMFILE" || code === "ENFILE";
 }

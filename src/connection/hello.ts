@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backend } from "../balancing/backend.ts";
+import { concatBytes } from "../common/bytes.ts";
 import { encodeProxyV1, encodeProxyV2 } from "../proxy_protocol/mod.ts";
 import type { Session } from "./session.ts";
 
@@ -18,14 +19,7 @@ export function helloFor(
   extra?: Uint8Array,
 ): Uint8Array | undefined {
   const parts = [_header(session, backend), session.prefetch, extra].filter((p) => p !== undefined);
-  if (parts.length <= 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return parts.length <= 1 ? parts[0] : concatBytes(...parts);
 }
 
 function _header(session: Session, backend: Backend): Uint8Array | undefined {
@@ -37,11 +31,4 @@ function _header(session: Session, backend: Backend): Uint8Array | undefined {
     ...(session.authority === undefined ? {} : { authority: session.authority }),
     ...(session.uniqueId === undefined ? {} : { uniqueId: session.uniqueId }),
   });
-}
-
-/** Writes all of `data`, finishing partial writes. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let written = 0; written < data.length;) {
-    written += await conn.write(data.subarray(written));
-  }
 }

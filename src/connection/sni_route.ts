@@ -32,9 +32,11 @@ export async function routeBySni(
   let hello;
   let bytes;
   try {
+    // Bytes after an accepted PROXY header are the start of the ClientHello.
     ({ hello, bytes } = await readClientHello(session.client, {
       timeoutMs,
       signal: session.signal,
+      initial: session.prefetch,
     }));
   } catch (error) {
     if (session.closed) return undefined; // shutdown or the idle sweep
@@ -44,18 +46,11 @@ export async function routeBySni(
     throw error;
   }
   session.serverName = hello.serverName ?? undefined;
-  session.prefetch = session.prefetch ? _concat(session.prefetch, bytes) : bytes;
+  session.prefetch = bytes; // the prefetched bytes and what followed, replayed in order
   const { route, backends } = pool.route(hello.serverName);
   session.sniRoute = route;
   if (backends.size === 0) {
     return refuse("no-route", `no backend serves server name ${hello.serverName ?? "(none)"}`);
   }
   return backends;
-}
-
-function _concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -24,21 +24,17 @@ export async function handshakeClient(
 ): Promise<boolean> {
   const client = session.client;
   if (!("handshake" in client)) return true;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
   try {
-    const result = await Promise.race([client.handshake(), timedOut]);
-    if (result !== "timeout") return true;
-    session.refuse("tls-handshake-timeout", `no TLS handshake in ${timeoutMs}ms`, logger);
-    return false;
+    await _within(client.handshake(), timeoutMs);
+    return true;
   } catch (error) {
     if (session.closed) return false;
-    session.refuse("tls-handshake", `TLS handshake failed: ${describe(error)}`, logger);
+    if (error instanceof Deno.errors.TimedOut) {
+      session.refuse("tls-handshake-timeout", `no TLS handshake in ${timeoutMs}ms`, logger);
+    } else {
+      session.refuse("tls-handshake", `TLS handshake failed: ${describe(error)}`, logger);
+    }
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -57,29 +53,48 @@ export async function startBackendTls(
   caCerts: readonly string[],
   timeoutMs: number,
 ): Promise<StreamConn> {
-  const tls = await Deno.startTls(conn, {
-    hostname: backend.tlsName ?? backend.addr.hostname,
-    caCerts: [...caCerts],
-    unsafelyDisableHostnameVerification: !backend.tlsVerify,
-  });
+  let tls: Deno.TlsConn;
+  try {
+    tls = await Deno.startTls(conn, {
+      hostname: backend.tlsName ?? backend.addr.hostname,
+      caCerts: [...caCerts],
+      unsafelyDisableHostnameVerification: !backend.tlsVerify,
+    });
+  } catch (error) {
+    _close(conn); // not taken over: still ours to close
+    throw error;
+  }
+  try {
+    await _within(tls.handshake(), timeoutMs);
+    return tls;
+  } catch (error) {
+    _close(tls);
+    throw error;
+  }
+}
+
+/** `promise`, or a `TimedOut` rejection after `ms`. */
+async function _within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      tls.handshake(),
-      new Promise((_, reject) => {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Deno.errors.TimedOut(`TLS handshake timed out after ${timeoutMs}ms`)),
-          timeoutMs,
+          () => reject(new Deno.errors.TimedOut(`TLS handshake timed out after ${ms}ms`)),
+          ms,
         );
       }),
     ]);
-    return tls;
-  } catch (error) {
-    try {
-      tls.close();
-    } catch { /* already closed */ }
-    throw error;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function _close(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
   }
 }

@@ -54,6 +54,8 @@ interface _Watch {
   carried: DiscoveryCounters;
   /** Whether its changes reach the pools (false while a reload prepares it). */
   live: boolean;
+  /** The watch this one replaces, until the reload commits (its counters are carried then). */
+  replaces?: _Watch | undefined;
 }
 
 /**
@@ -177,6 +179,12 @@ export class DiscoveredBackends implements AsyncDisposable {
           this.#logAnswer(watch);
         }
         await Promise.all(retired.map((watch) => watch.discovery.stop()));
+        // Counted only now: the replaced watches went on looking up until stopped.
+        for (const watch of fresh) {
+          if (!watch.replaces) continue;
+          watch.carried = _sum(watch.replaces.carried, watch.replaces.discovery.counters());
+          watch.replaces = undefined;
+        }
       },
       abort: async () => {
         await Promise.all(fresh.map((watch) => watch.discovery.stop()));
@@ -244,8 +252,9 @@ export class DiscoveredBackends implements AsyncDisposable {
       entry,
       discovery,
       endpoints: old?.endpoints ?? [],
-      carried: old ? _sum(old.carried, old.discovery.counters()) : _zero(),
+      carried: _zero(),
       live: false,
+      replaces: old,
     };
     return watch;
   }

@@ -323,7 +323,7 @@ export class Lb implements AsyncDisposable {
       this.discovery.stop(),
     ]);
     await this.#queue; // a reload in flight has committed: its listeners are closed too
-    await Promise.all([stopped, ...this.frontends.map((f) => f.stop())]);
+    await Promise.all([stopped, ...this.frontends.map((f) => f.stop()), this.discovery.stop()]);
     this.gate.wakeAll();
     this.#draining = true;
     const deadline = Date.now() + drainMs;

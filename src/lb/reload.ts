@@ -13,7 +13,7 @@ import type { Flags } from "../config/flags.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Frontend } from "../connection/frontend.ts";
 import { type Lb, type Opened, RESTART_ONLY } from "./lb.ts";
-import { readCaCerts } from "../tls/certs.ts";
+import { CertStore, readCaCerts } from "../tls/certs.ts";
 
 /** What a reload did, for a log line or an admin response. */
 export interface ReloadResult {
@@ -79,6 +79,8 @@ export function reload(lb: Lb, next: Config): Promise<string> {
     const names = await lb.discovery.prepare(copy);
     let plan: _Plan;
     try {
+      // A shutdown may have begun during the lookups: it stopped the names it knew.
+      if (lb.stopping) throw new Error("lb is shutting down");
       plan = _plan(lb, copy, names.expand);
     } catch (error) {
       await names.abort();
@@ -150,13 +152,16 @@ function _plan(
       const pool = planPool(current.get(frontend.name)?.pool, expand(frontend), { join });
       pools.set(frontend.name, pool);
       const was = configured.get(frontend.name);
-      if (!was || !sameListen(was.listen, frontend.listen) || !_sameTlsListener(was, frontend)) {
+      if (!was || !sameListen(was.listen, frontend.listen)) {
         at = `frontend ${frontend.name} cannot listen on ${formatHostPort(frontend.listen)}`;
         listeners.set(frontend.name, lb.listen(frontend));
-      } else if (frontend.tls) {
-        // Certificates are re-read on every reload, on a new listener on the
-        // same port: Deno keeps what it resolved per listener (listen.ts).
-        at = `frontend ${frontend.name}`;
+      } else if (!was.tls !== !frontend.tls) {
+        throw new Error(
+          `turning TLS ${frontend.tls ? "on" : "off"} on the same address needs a restart`,
+        );
+      } else if (frontend.tls && _renew(current.get(frontend.name)!, frontend)) {
+        // New certificates or ALPN: a new listener on the same port (TLS
+        // listeners share it), since Deno keeps what it resolved per listener.
         const port = current.get(frontend.name)!.listener.addr.port;
         listeners.set(
           frontend.name,
@@ -315,9 +320,18 @@ function _optionChanges(kept: Backend, fresh: Backend): string[] {
   return out;
 }
 
-/** Whether a frontend's listener can stay as it is: TLS on or off alike, same ALPN list. */
-function _sameTlsListener(a: FrontendConfig, b: FrontendConfig): boolean {
-  return !a.tls === !b.tls && JSON.stringify(a.tls?.alpn) === JSON.stringify(b.tls?.alpn);
+/**
+ * Whether a TLS frontend needs a new listener: its certificate or key files
+ * changed (re-read and compared on every reload) or its ALPN list did.
+ * Renewing only then spares the connections queued on the old listener.
+ *
+ * @throws {CertError} When a file cannot be read, parsed or paired.
+ */
+function _renew(frontend: Frontend, next: FrontendConfig): boolean {
+  const store = CertStore.load(next.tls!.certs);
+  const tls = frontend.termination;
+  return !tls || !tls.store.same(store) ||
+    JSON.stringify(tls.alpn) !== JSON.stringify(next.tls!.alpn);
 }
 
 /** Whether two listen addresses are the same as configured (port 0 equals port 0). */

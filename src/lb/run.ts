@@ -8,6 +8,7 @@ import { Logger, stderrSink } from "../observability/log.ts";
 import { Workers } from "../workers/worker.ts";
 import { checkNames } from "./discovered.ts";
 import { serve } from "./serve.ts";
+import { CertError, CertStore, readCaCerts } from "../tls/certs.ts";
 
 const encoder = new TextEncoder();
 
@@ -57,9 +58,12 @@ export async function run(args: string[]): Promise<number> {
     // A name that does not resolve is an error here only: lb itself starts and keeps trying.
     let names: { names: number; addresses: number };
     try {
+      // Certificates and keys (paired) and --tls-ca, as lb would read them at start.
+      for (const frontend of config.frontends) if (frontend.tls) CertStore.load(frontend.tls.certs);
+      readCaCerts(config.tlsCa);
       names = await checkNames(config);
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
+      if (!(error instanceof ConfigError) && !(error instanceof CertError)) throw error;
       stderrSink(`lb: ${error.message}`);
       return 2;
     }

@@ -12,6 +12,8 @@
  * lingering after its answer) is closed for the new one.
  * @module
  */
+import { concatBytes, writeAll } from "../common/bytes.ts";
+import { outOfFds } from "../common/errors.ts";
 import { formatHostPort, type HostPort } from "../common/address.ts";
 
 /** Bounds on each admin connection. */
@@ -122,8 +124,7 @@ export class AdminHttp {
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
         // Out of descriptors: let some free. A client that reset before accept: go on.
-        const code = (error as { code?: unknown } | null)?.code;
-        if (code === "EMFILE" || code === "ENFILE") await new Promise((r) => setTimeout(r, 10));
+        if (outOfFds(error)) await new Promise((r) => setTimeout(r, 10));
         continue;
       }
       if (this.#closing) {
@@ -225,12 +226,10 @@ export class AdminHttp {
     }
     text += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
     const bytes = new TextEncoder().encode(text);
-    const data = head || body.length === 0 ? bytes : _concat(bytes, body);
+    const data = head || body.length === 0 ? bytes : concatBytes(bytes, body);
     const timer = setTimeout(() => _close(conn), this.#limits.writeTimeoutMs);
     try {
-      for (let written = 0; written < data.length;) {
-        written += await conn.write(data.subarray(written));
-      }
+      await writeAll(conn, data);
       return true;
     } catch {
       return false;
@@ -311,13 +310,6 @@ function _indexOf(haystack: Uint8Array, needle: number[], from: number): number 
     return i;
   }
   return -1;
-}
-
-function _concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function _plain(status: number, message: string): Response {

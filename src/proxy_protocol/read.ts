@@ -7,9 +7,6 @@ import type { ProxyHeader, ProxyHeaderErrorReason } from "./header.ts";
 import { MAX_HEADER_BYTES, parseProxyHeader } from "./parse.ts";
 import { readPrefix } from "../common/read_prefix.ts";
 
-/** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
-const _MAX_TIMEOUT_MS = 0x7fffffff;
-
 /**
  * A connection that does not start with a valid PROXY header in time. Catch
  * it by class and branch on {@linkcode ProxyHeaderError.reason}, a short
@@ -85,11 +82,6 @@ export async function readProxyHeader(
   options: ReadProxyHeaderOptions,
 ): Promise<ReadProxyHeaderResult> {
   const { timeoutMs, signal } = options;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > _MAX_TIMEOUT_MS) {
-    throw new RangeError(
-      `Cannot read PROXY header as "timeoutMs" must be an integer 1-${_MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
-    );
-  }
   const { value, bytes } = await readPrefix(conn, {
     parse: (buf) => {
       const result = parseProxyHeader(buf);

@@ -4,7 +4,7 @@
  * each certificate's own names.
  * @module
  */
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { describeFileError } from "../common/errors.ts";
 import { SniRoutes } from "./sni_match.ts";
 
@@ -57,8 +57,25 @@ export class CertStore {
       } catch {
         throw new CertError(`--tls-cert ${pair.cert}: not a PEM certificate`);
       }
+      let matches = false;
+      try {
+        matches = x509.checkPrivateKey(createPrivateKey(key));
+      } catch {
+        throw new CertError(`--tls-key ${pair.key}: not a usable private key`);
+      }
+      if (!matches) {
+        throw new CertError(`--tls-key ${pair.key} is not the key of --tls-cert ${pair.cert}`);
+      }
       return { pem: { cert, key }, names: _names(x509) };
     }));
+  }
+
+  /** Whether `other` holds the very same certificates and keys, in the same order. */
+  same(other: CertStore): boolean {
+    return this.#certs.length === other.#certs.length &&
+      this.#certs.every((c, i) =>
+        c.pem.cert === other.#certs[i]!.pem.cert && c.pem.key === other.#certs[i]!.pem.key
+      );
   }
 
   /** The certificate and key to present to a client that asked for `serverName`. */

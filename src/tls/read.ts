@@ -13,9 +13,6 @@ import {
 } from "./client_hello.ts";
 import { readPrefix } from "../common/read_prefix.ts";
 
-/** Largest delay `setTimeout` honours (2^31 - 1 ms); longer ones fire at once. */
-const _MAX_TIMEOUT_MS = 0x7fffffff;
-
 /**
  * {@linkcode HelloErrorReason} plus what can go wrong on a socket: `timeout`
  * (no whole ClientHello in time) and `closed` (EOF or a read error first).
@@ -49,6 +46,11 @@ export interface ReadClientHelloOptions {
   timeoutMs: number;
   /** Stops waiting when aborted: the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * The stream's bytes already read (after a PROXY header, often in the same
+   * segment as the start of the ClientHello): parsed first, and part of `bytes`.
+   */
+  initial?: Uint8Array | undefined;
 }
 
 /** A ClientHello read off a connection. */
@@ -99,13 +101,9 @@ export async function readClientHello(
   conn: Deno.Conn,
   options: ReadClientHelloOptions,
 ): Promise<ReadClientHelloResult> {
-  const { timeoutMs, signal } = options;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > _MAX_TIMEOUT_MS) {
-    throw new RangeError(
-      `Cannot read ClientHello as "timeoutMs" must be an integer 1-${_MAX_TIMEOUT_MS}: current value is ${timeoutMs}`,
-    );
-  }
+  const { timeoutMs, signal, initial } = options;
   const { value, bytes } = await readPrefix(conn, {
+    initial,
     parse: (buf) => {
       const result = parseClientHello(buf);
       if (result.status === "incomplete") return result;

@@ -8,16 +8,17 @@ import { CertStore } from "./certs.ts";
  */
 export class Termination {
   readonly alpn: readonly string[];
-  readonly #store: CertStore;
+  /** The certificates, read and checked. */
+  readonly store: CertStore;
 
-  /** @throws {CertError} When a certificate or key cannot be read or parsed. */
+  /** @throws {CertError} When a certificate or key cannot be read, parsed or paired. */
   constructor(config: TlsTerminationConfig) {
     this.alpn = [...config.alpn];
-    this.#store = CertStore.load(config.certs);
+    this.store = CertStore.load(config.certs);
   }
 
   /** The certificate and key for a client's server name. */
   select(serverName: string | null): { cert: string; key: string } {
-    return this.#store.select(serverName);
+    return this.store.select(serverName);
   }
 }

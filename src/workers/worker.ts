@@ -16,6 +16,7 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
+import { describe } from "../common/errors.ts";
 import { parseFlags } from "../config/flags.ts";
 import type { Lb } from "../lb/lb.ts";
 import { serve } from "../lb/serve.ts";
@@ -155,5 +156,10 @@ const _scope = globalThis as unknown as {
 };
 
 if ("WorkerGlobalScope" in globalThis) {
+  // As in main.ts: a stray rejection belongs to one connection, not to the worker.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    stderrSink(`lb: internal error: ${describe(event.reason)}`);
+  });
   _scope.onmessage = (event) => void _work(event.data);
 }

@@ -242,15 +242,20 @@ Deno.test("SourceTable drops idle sources rather than evicting them", () => {
 
 Deno.test("SourceTable forgets rate-limited sources once idle, as others arrive", () => {
   const { table, clock } = _table({ rate: { count: 5, windowMs: 1000 } });
-  for (let i = 0; i < 100; i++) table.admit(`old-${i}`);
+  // Each connection admitted, then closed: open counts go back to 0.
+  const connect = (key: string) => {
+    table.admit(key);
+    table.release(key);
+  };
+  for (let i = 0; i < 100; i++) connect(`old-${i}`);
   clock.now = 1999;
-  table.admit("new-0");
+  connect("new-0");
   assertEquals(table.size, 101, "windows still running are remembered");
   // Two windows on, each admission drops two idle sources from the old end.
   clock.now = 2000;
-  for (let i = 1; i <= 10; i++) table.admit(`new-${i}`);
+  for (let i = 1; i <= 10; i++) connect(`new-${i}`);
   assertEquals(table.size, 101 - 20 + 10);
-  for (let i = 11; i <= 60; i++) table.admit(`new-${i}`);
+  for (let i = 11; i <= 60; i++) connect(`new-${i}`);
   assertEquals(table.size, 61);
   assertEquals(table.evictions, 0);
 });
@@ -271,4 +276,13 @@ Deno.test("SourceTable refuses limits out of range", () => {
     assertThrows(() => new SourceTable(options), RangeError, JSON.stringify(options));
   }
   assertEquals(DEFAULT_SOURCE_TABLE_SIZE, 100_000);
+});
+
+Deno.test("SourceTable counts open connections even without a cap, so a cap turned on by a reload holds", () => {
+  const { table } = _table({ rate: { count: 100, windowMs: 1000 } });
+  assertEquals(table.admit("a"), "ok"); // open, admitted under the rate limit alone
+  table.configure({ maxOpen: 1, rate: { count: 100, windowMs: 1000 } });
+  assertEquals(table.admit("a"), "too-many-open", "the first one is still open");
+  table.release("a");
+  assertEquals(table.admit("a"), "ok");
 });

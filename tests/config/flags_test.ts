@@ -160,3 +160,9 @@ Deno.test("validateConfig refuses a non-loopback --admin without --admin-token-f
   rejects([...p, "--admin-insecure=yes"], "--admin-insecure takes no value");
   rejects([...p, "--admin-token-file"], "--admin-token-file needs a value");
 });
+
+Deno.test("validateConfig refuses zero timeouts for a PROXY header and a ClientHello, and a bad tls-name", () => {
+  rejects(["-p", "8101", "--accept-proxy", "--proxy-timeout", "0"], "--proxy-timeout");
+  rejects(["-p", "8101,sni=a.example.com", "--sni-timeout", "0"], "--sni-timeout");
+  rejects(["-p", "8101,tls,tls-name=bad..name"], "tls-name");
+});

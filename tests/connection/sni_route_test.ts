@@ -190,3 +190,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "sni= behind --accept-proxy: a PROXY header and the ClientHello in one segment are routed",
+  ignore: !opensslAvailable(),
+  async fn() {
+    // A real ClientHello for api.example.com, captured from openssl.
+    const captured: Uint8Array[] = [];
+    await using capture = startTcpServer(async (conn) => {
+      const buf = new Uint8Array(16384);
+      const n = await conn.read(buf);
+      if (n !== null) captured.push(buf.slice(0, n));
+    });
+    await new Deno.Command("openssl", {
+      args: ["s_client", "-connect", `127.0.0.1:${capture.port}`, "-servername", "api.example.com"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    const received: Uint8Array[] = [];
+    await using api = startTcpServer(async (conn) => {
+      received.push(await readAll(conn));
+    });
+    await using other = startEchoServer();
+    await using lb = await startLb([
+      "-f",
+      "127.0.0.1:0",
+      "-p",
+      `${api.port},sni=api.example.com`,
+      "-p",
+      String(other.port),
+      "--accept-proxy",
+      "--health-interval",
+      "0",
+    ]);
+    const header = encoder.encode("PROXY TCP4 203.0.113.7 10.0.0.1 5123 443\r\n");
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    await writeAll(conn, new Uint8Array([...header, ...captured[0]!])); // one write
+    await conn.closeWrite();
+    await readAll(conn);
+    conn.close();
+    await waitUntil(() => received.length === 1, "the api backend to read to EOF");
+    assertEquals(received[0], captured[0], "the ClientHello, without our PROXY header, unchanged");
+    assertEquals(other.accepted, 0);
+  },
+});

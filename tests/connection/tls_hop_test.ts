@@ -10,6 +10,7 @@ import { startLb } from "../../support/lb_process.ts";
 import { adminPort, LOOPBACK, readAll, startTcpServer, waitUntil, writeAll } from "../_helpers.ts";
 import { makeCerts, opensslAvailable, tlsClient } from "../_tls.ts";
 
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -318,5 +319,45 @@ Deno.test({
       nginx.kill("SIGTERM");
       await nginx.status;
     }
+  },
+});
+
+Deno.test({
+  name:
+    "lb --check reads --tls-cert/--tls-key and refuses a missing file or a key of another certificate",
+  ignore: !opensslAvailable(),
+  async fn() {
+    await using certs = await makeCerts();
+    const a = await certs.leaf("a", ["a.example.com"]);
+    const b = await certs.leaf("b", ["b.example.com"]);
+    const check = async (cert: string, key: string) => {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-net",
+          "--allow-read",
+          MAIN,
+          "--check",
+          "-p",
+          "8101",
+          "--tls-cert",
+          cert,
+          "--tls-key",
+          key,
+        ],
+        stdin: "null",
+      }).output();
+      return { code, stderr: decoder.decode(stderr) };
+    };
+    assertEquals((await check(a.cert, a.key)).code, 0);
+    const missing = await check(`${certs.dir}/nope.pem`, a.key);
+    assertEquals(missing.code, 2);
+    ok(
+      /^lb: --tls-cert .*nope\.pem: cannot read: no such file\n$/.test(missing.stderr),
+      missing.stderr,
+    );
+    const mismatched = await check(a.cert, b.key);
+    assertEquals(mismatched.code, 2);
+    ok(/is not the key of --tls-cert/.test(mismatched.stderr), mismatched.stderr);
   },
 });
