@@ -63,6 +63,27 @@ Deno.test({
       (await tlsClient(lb.port, "lb.example.com", certs.ca)).subject,
       "CN=lb.example.com",
     );
+    // curl verifies lb's certificate for the name (this backend answers only at EOF, which curl
+    // never sends: the verification is what counts, so curl is stopped after a second).
+    const curl = await new Deno.Command("curl", {
+      args: [
+        "-sv",
+        "--http1.1",
+        "--max-time",
+        "1",
+        "--resolve",
+        `lb.example.com:${lb.port}:127.0.0.1`,
+        "--cacert",
+        certs.ca,
+        `https://lb.example.com:${lb.port}/`,
+      ],
+      stdin: "null",
+    }).output().catch(() => undefined);
+    if (curl) {
+      const log = decoder.decode(curl.stderr);
+      ok(/subject: CN=lb\.example\.com/.test(log), log);
+      ok(/SSL certificate verify ok/.test(log), log);
+    }
   },
 });
 
