@@ -35,7 +35,7 @@ import {
 } from "./config.ts";
 import { parseDuration } from "./duration.ts";
 import { parseHostPort } from "./host_port.ts";
-import { LIMITS, readInt } from "./limits.ts";
+import { LIMITS, readInt, readWorkers } from "./limits.ts";
 import { readRate } from "./rate.ts";
 
 /**
@@ -305,7 +305,7 @@ function _config(data: unknown): Config {
   if (has("logFile")) {
     config.logFile = root.logFile === null ? null : _string(root.logFile, "logFile");
   }
-  if (has("workers")) config.workers = _int(root.workers, "workers", "workers");
+  if (has("workers")) config.workers = readWorkers(root.workers, "workers", false);
   return config;
 }
 

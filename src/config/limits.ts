@@ -38,6 +38,20 @@ export const LIMITS = {
 } as const satisfies Record<string, IntLimit>;
 
 /**
+ * Reads `--workers`: a whole number in {@link LIMITS}.workers, or `auto`, the
+ * number of cores (`navigator.hardwareConcurrency`, within the same range).
+ *
+ * @throws {ConfigError} Naming `name` otherwise.
+ */
+export function readWorkers(value: unknown, name: string, text = true): number {
+  if (value === "auto") {
+    const cores = navigator.hardwareConcurrency || 1;
+    return Math.min(LIMITS.workers.max, Math.max(LIMITS.workers.min, cores));
+  }
+  return readInt(value, name, LIMITS.workers, text);
+}
+
+/**
  * Reads a whole number within `limit`: from text (a flag, a `-p` option),
  * where it must be digits only, or from a JSON number (the config file).
  *

@@ -19,7 +19,7 @@ import { parseDuration } from "./duration.ts";
 import { loadConfigFile } from "./file.ts";
 import type { FlagName, Flags } from "./flags.ts";
 import { parseHostPort } from "./host_port.ts";
-import { LIMITS, readInt } from "./limits.ts";
+import { LIMITS, readInt, readWorkers } from "./limits.ts";
 import { FieldNames, validateConfig } from "./validate.ts";
 
 /**
@@ -145,7 +145,7 @@ export function applyFlags(base: Config, flags: Flags, names = new FieldNames())
     ["drain-timeout", "drainTimeout", duration],
     ["drain-delay", "drainDelay", duration],
     ["resolve-interval", "resolveInterval", duration],
-    ["workers", "workers", int(LIMITS.workers)],
+    ["workers", "workers", (text, flag) => readWorkers(text, flag)],
     ["max-conns-per-source", "maxConnsPerSource", int(LIMITS.maxConnsPerSource)],
     ["sni-timeout", "sniTimeout", duration],
     ["tls-ca", "tlsCa", (text) => text],

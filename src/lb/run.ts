@@ -77,10 +77,13 @@ export async function run(args: string[]): Promise<number> {
     );
     return 0;
   }
+  const logger = new Logger();
   return await serve(config, {
     flags,
-    logger: new Logger(),
+    logger,
     adminToken,
-    ...(config.workers > 1 ? { startWorkers: (lb) => Workers.start(config, lb, args) } : {}),
+    ...(config.workers > 1
+      ? { startWorkers: (lb) => Workers.start(config, lb, args, { logger }) }
+      : {}),
   });
 }

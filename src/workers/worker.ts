@@ -40,80 +40,141 @@ function _bound(lb: Lb): Map<string, number> {
 }
 
 /** What the main thread sends a worker. */
-interface StartMessage {
+export interface StartMessage {
   index: number;
+  /** 0 for the first start of this index, then one more per restart. */
+  generation: number;
   args: string[];
   config: Config;
 }
 
 /** What a worker sends back. */
-type WorkerReply = { type: "ready" } | { type: "failed"; message: string } | { type: "stopped" };
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "failed"; message: string }
+  | { type: "stopped" };
 
-/** The running workers, from the main thread's side. */
+/** Options for {@link Workers.start}. */
+export interface WorkersOptions {
+  /** Where warnings and restarts are logged. */
+  logger: Logger;
+  /** The Worker module. @default this module (the compile task includes it) */
+  module?: URL;
+  /** Wait before restarting a worker that died. @default 1000 */
+  restartDelayMs?: number;
+}
+
+/**
+ * The other accept loops, from the main thread's side: starts them, restarts
+ * one that dies (its connections are lost, nobody else's), and waits for
+ * them to drain on SIGINT/SIGTERM. A worker that cannot start (a compiled
+ * binary without the worker module, say) leaves lb serving with the loops it
+ * has, with one warning naming the cause: never a failed start.
+ */
 export class Workers {
-  #workers: Worker[];
-  #stopped: Promise<void>;
+  readonly #lb: Lb;
+  readonly #args: string[];
+  readonly #options: WorkersOptions;
+  readonly #live = new Map<number, Worker>();
+  readonly #stoppedOnes = new Set<number>();
+  #stopping = false;
+  #restarts = 0;
+  #onStopped: (() => void) | undefined;
 
-  private constructor(workers: Worker[], stopped: Promise<void>) {
-    this.#workers = workers;
-    this.#stopped = stopped;
+  private constructor(lb: Lb, args: string[], options: WorkersOptions) {
+    this.#lb = lb;
+    this.#args = args;
+    this.#options = options;
   }
 
-  /** How many Workers run beside the main thread. */
-  get size(): number {
-    return this.#workers.length;
+  /** Workers serving now (beside the main thread). */
+  get running(): number {
+    return this.#live.size;
+  }
+
+  /** Workers restarted after dying. */
+  get restarts(): number {
+    return this.#restarts;
   }
 
   /**
    * Starts `config.workers - 1` Workers serving `lb`'s frontends (on the
-   * ports `lb` bound) and waits until each listens.
+   * ports `lb` bound) and waits until each listens or fails. Never throws.
    *
    * @param args The command line, re-read by each worker on SIGHUP.
-   * @throws {Error} When a worker cannot start or listen; those started are terminated.
    */
-  static async start(config: Config, lb: Lb, args: string[]): Promise<Workers> {
-    const bound = _bound(lb);
-    const workers: Worker[] = [];
-    const ready: Promise<void>[] = [];
-    const stopped: Promise<void>[] = [];
-    for (let index = 1; index < config.workers; index++) {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      workers.push(worker);
-      let onReady!: () => void;
-      let onFailed!: (error: Error) => void;
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          onReady = resolve;
-          onFailed = reject;
-        }),
+  static async start(
+    config: Config,
+    lb: Lb,
+    args: string[],
+    options: WorkersOptions,
+  ): Promise<Workers> {
+    const workers = new Workers(lb, args, options);
+    const indexes = Array.from({ length: config.workers - 1 }, (_, i) => i + 1);
+    const failures = (await Promise.all(indexes.map((index) => workers.#spawn(index, 0))))
+      .filter((why) => why !== undefined);
+    if (failures.length > 0) {
+      options.logger.log(
+        "lb",
+        `warning: ${failures.length} worker(s) did not start (${failures[0]}): serving with ` +
+          `${workers.running + 1} accept loop(s)`,
       );
-      stopped.push(
-        new Promise<void>((resolve) => {
-          worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-            const reply = event.data;
-            if (reply.type === "ready") onReady();
-            else if (reply.type === "failed") onFailed(new Error(reply.message));
-            else resolve();
-          };
-          worker.onerror = (event) => {
-            event.preventDefault();
-            const error = new Error(`worker ${index}: ${event.message}`);
-            onFailed(error);
-            stderrSink(`lb: ${error.message}`);
-            resolve();
-          };
-        }),
-      );
-      const message: StartMessage = { index, args, config: workerConfig(config, bound) };
-      worker.postMessage(message);
     }
+    return workers;
+  }
+
+  /** Starts worker `index`; resolves undefined once it listens, or why it could not start. */
+  #spawn(index: number, generation: number): Promise<string | undefined> {
+    const module = this.#options.module ?? new URL("./worker.ts", import.meta.url);
+    let worker: Worker;
     try {
-      await Promise.all(ready);
+      worker = new Worker(module, { type: "module" });
     } catch (error) {
-      for (const worker of workers) worker.terminate();
-      throw error;
+      return Promise.resolve(describe(error));
     }
-    return new Workers(workers, Promise.all(stopped).then(() => {}));
+    return new Promise((resolve) => {
+      let ready = false;
+      const gone = (why: string) => {
+        worker.terminate();
+        this.#live.delete(index);
+        if (!ready) return resolve(why);
+        this.#died(index, generation, why);
+      };
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const reply = event.data;
+        if (reply.type === "ready") {
+          ready = true;
+          this.#live.set(index, worker);
+          resolve(undefined);
+        } else if (reply.type === "failed") {
+          gone(reply.message);
+        } else {
+          this.#stoppedOnes.add(index);
+          this.#live.delete(index);
+          if (this.#live.size === 0) this.#onStopped?.();
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        gone(event.message);
+      };
+      const config = workerConfig(this.#lb.config as Config, _bound(this.#lb));
+      const message: StartMessage = { index, generation, args: this.#args, config };
+      worker.postMessage(message);
+    });
+  }
+
+  /** A worker died after it started: logged, restarted after a pause unless lb is stopping. */
+  #died(index: number, generation: number, why: string): void {
+    if (this.#stopping) return;
+    const delay = this.#options.restartDelayMs ?? 1000;
+    this.#options.logger.log("lb", `worker ${index} died (${why}); restarting in ${delay}ms`);
+    setTimeout(async () => {
+      if (this.#stopping) return;
+      const failed = await this.#spawn(index, generation + 1);
+      this.#restarts++;
+      if (failed) this.#options.logger.log("lb", `worker ${index} did not restart: ${failed}`);
+    }, delay);
   }
 
   /**
@@ -121,13 +182,17 @@ export class Workers {
    * the signal itself), then ends them; gives up after `timeoutMs`.
    */
   async stopped(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#stopped,
-      new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
+    if (this.#live.size > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.#onStopped = resolve),
+        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+    }
     clearTimeout(timer);
-    for (const worker of this.#workers) worker.terminate();
+    for (const worker of this.#live.values()) worker.terminate();
+    this.#live.clear();
   }
 }
 

@@ -166,3 +166,9 @@ Deno.test("validateConfig refuses zero timeouts for a PROXY header and a ClientH
   rejects(["-p", "8101,sni=a.example.com", "--sni-timeout", "0"], "--sni-timeout");
   rejects(["-p", "8101,tls,tls-name=bad..name"], "tls-name");
 });
+
+Deno.test("--workers auto is one accept loop per core, within the workers range", () => {
+  const cores = Math.min(256, Math.max(1, navigator.hardwareConcurrency || 1));
+  assertEquals(configFrom(["-p", "8101", "--workers", "auto"]).workers, cores);
+  rejects(["-p", "8101", "--workers", "many"], "--workers");
+});

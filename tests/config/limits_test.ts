@@ -20,7 +20,7 @@ Deno.test("LIMITS is the one table of ranges: lb.schema.json has the same bounds
     ["health.fall", schema.properties.health.properties.fall, LIMITS.fall],
     ["retries", schema.properties.retries, LIMITS.retries],
     ["maxConns", schema.properties.maxConns, LIMITS.maxConns],
-    ["workers", schema.properties.workers, LIMITS.workers],
+    ["workers", schema.properties.workers.anyOf[0], LIMITS.workers],
     ["backends[].port", backend.port, LIMITS.port],
     ["backends[].weight", backend.weight, LIMITS.weight],
     ["backends[].maxConn", backend.maxConn, LIMITS.maxConn],

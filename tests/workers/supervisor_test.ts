@@ -1,0 +1,59 @@
+/**
+ * `Workers` as a supervisor: a worker that cannot start leaves lb serving
+ * with the loops it has (one warning), and one that dies is logged and
+ * restarted. The Worker modules here fail on purpose.
+ * @module
+ */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { defaultConfig } from "../../src/config/config.ts";
+import { Lb } from "../../src/lb/lb.ts";
+import { Logger } from "../../src/observability/log.ts";
+import { Workers } from "../../src/workers/worker.ts";
+import { LOOPBACK, waitUntil } from "../_helpers.ts";
+
+function twoWorkerLb(lines: string[]) {
+  const config = defaultConfig();
+  config.workers = 2;
+  config.health.interval = 0;
+  config.frontends = [{
+    name: "main",
+    listen: { hostname: LOOPBACK, port: 0 },
+    balance: "roundrobin",
+    backends: [{ hostname: LOOPBACK, port: 9, weight: 1, backup: false, maxConn: 0 }],
+  }];
+  const logger = new Logger((line) => void lines.push(line));
+  return { config, logger, lb: Lb.open(config, logger) };
+}
+
+Deno.test("Workers.start never fails: a worker that cannot start is one warning, lb keeps its own loop", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = twoWorkerLb(lines);
+  await using _lb = lb;
+  const module = new URL("./_failing_worker.ts", import.meta.url);
+  const workers = await Workers.start(config, lb, [], { logger, module });
+  assertEquals(workers.running, 0);
+  assertEquals(lines.length, 1, lines.join("\n"));
+  ok(
+    /warning: 1 worker\(s\) did not start \(injected start failure\): serving with 1 accept loop/
+      .test(lines[0]!),
+    lines[0],
+  );
+  await workers.stopped(100);
+});
+
+Deno.test("Workers restarts a worker that dies, and logs it", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = twoWorkerLb(lines);
+  await using _lb = lb;
+  const module = new URL("./_crashing_worker.ts", import.meta.url);
+  const workers = await Workers.start(config, lb, [], { logger, module, restartDelayMs: 10 });
+  try {
+    await waitUntil(() => workers.restarts === 1 && workers.running === 1, "the restart");
+    ok(
+      lines.some((line) => /worker 1 died \(.*injected crash.*\); restarting in 10ms/.test(line)),
+      lines.join("\n"),
+    );
+  } finally {
+    await workers.stopped(100);
+  }
+});
