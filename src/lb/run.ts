@@ -83,7 +83,13 @@ export async function run(args: string[]): Promise<number> {
     logger,
     adminToken,
     ...(config.workers > 1
-      ? { startWorkers: (lb) => Workers.start(config, lb, args, { logger }) }
+      ? {
+        startWorkers: (lb, accessLog) =>
+          Workers.start(config, lb, args, {
+            logger,
+            onAccessLog: (lines) => accessLog.recordLines(lines),
+          }),
+      }
       : {}),
   });
 }

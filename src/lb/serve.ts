@@ -37,7 +37,9 @@ export interface ServeOptions {
    */
   main?: boolean;
   /** Starts the other workers once lb's listeners are open (main thread, `--workers` > 1). */
-  startWorkers?: (lb: Lb) => Promise<Helpers>;
+  startWorkers?: (lb: Lb, accessLog: AccessLog) => Promise<Helpers>;
+  /** A worker: send access-log lines to the main thread, the one writer. */
+  forwardAccessLog?: (lines: string) => void;
   /** Changes a reloaded config before it applies (a worker takes the main thread's ports). */
   adjust?: (config: Config) => Config;
   /** Called once every listener is open and announced. */
@@ -95,7 +97,11 @@ async function _serve(
 
   let log: AccessLog;
   try {
-    log = await AccessLog.open({ format: config.log, file: config.logFile });
+    log = await AccessLog.open({
+      format: config.log,
+      file: config.logFile,
+      ...(options.forwardAccessLog ? { forward: options.forwardAccessLog } : {}),
+    });
   } catch (error) {
     return fail(`cannot open access log ${config.logFile}: ${describe(error)}`);
   }
@@ -148,7 +154,7 @@ async function _serve(
   let workers: Helpers | undefined;
   if (options.startWorkers) {
     try {
-      workers = await options.startWorkers(lb);
+      workers = await options.startWorkers(lb, accessLog);
     } catch (error) {
       return fail(`cannot start workers: ${describe(error)}`);
     }

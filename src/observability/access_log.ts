@@ -85,6 +85,11 @@ export interface AccessLogOptions {
   flushMs?: number;
   /** Buffered bytes past which lines are dropped (and counted) while a write is slow. @default 4 MiB */
   maxBuffer?: number;
+  /**
+   * Hands each batch of whole lines to another writer instead of writing it
+   * (a Worker sends its lines to the main thread, the one writer). @default none
+   */
+  forward?: (lines: string) => void;
 }
 
 const encoder = new TextEncoder();
@@ -112,7 +117,8 @@ export class AccessLog {
   private constructor(format: LogFormat, file: Deno.FsFile | undefined, options: AccessLogOptions) {
     this.format = format;
     this.#file = file;
-    this.#out = format === "off" ? undefined : file ?? Deno.stdout;
+    const forward = options.forward;
+    this.#out = format === "off" ? undefined : forward ? _forwarder(forward) : file ?? Deno.stdout;
     this.#flushMs = options.flushMs ?? 100;
     this.#maxBuffer = options.maxBuffer ?? 4 * 1024 * 1024;
   }
@@ -129,7 +135,7 @@ export class AccessLog {
   static async open(options: AccessLogOptions = {}): Promise<AccessLog> {
     const format = options.format ?? "text";
     const path = options.file ?? null;
-    const file = format !== "off" && path !== null
+    const file = format !== "off" && path !== null && !options.forward
       ? await Deno.open(path, { append: true, create: true })
       : undefined;
     return new AccessLog(format, file, options);
@@ -138,7 +144,12 @@ export class AccessLog {
   /** Queues the line for a finished session; a no-op when the format is `off`. */
   record(session: Session): void {
     if (this.#out === undefined || this.#closed || this.format === "off") return;
-    const line = formatEntry(accessEntry(session), this.format) + "\n";
+    this.recordLines(formatEntry(accessEntry(session), this.format) + "\n");
+  }
+
+  /** Queues whole lines already formatted (a Worker's, forwarded to this, the one writer). */
+  recordLines(line: string): void {
+    if (this.#out === undefined || this.#closed || this.format === "off") return;
     if (this.#pending + line.length > this.#maxBuffer) {
       this.dropped++;
       return;
@@ -211,4 +222,14 @@ export class AccessLog {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A writer that hands what it is given, decoded, to `forward`. */
+function _forwarder(forward: (lines: string) => void) {
+  const decoder = new TextDecoder();
+  const write = (bytes: Uint8Array) => {
+    forward(decoder.decode(bytes));
+    return bytes.length;
+  };
+  return { write: (bytes: Uint8Array) => Promise.resolve(write(bytes)), writeSync: write };
 }

@@ -52,6 +52,7 @@ export interface StartMessage {
 export type WorkerReply =
   | { type: "ready" }
   | { type: "failed"; message: string }
+  | { type: "log"; lines: string }
   | { type: "stopped" };
 
 /** Options for {@link Workers.start}. */
@@ -62,6 +63,8 @@ export interface WorkersOptions {
   module?: URL;
   /** Wait before restarting a worker that died. @default 1000 */
   restartDelayMs?: number;
+  /** Takes a worker's access-log lines (whole lines): the main thread is the one writer. */
+  onAccessLog?: (lines: string) => void;
 }
 
 /**
@@ -146,6 +149,8 @@ export class Workers {
           ready = true;
           this.#live.set(index, worker);
           resolve(undefined);
+        } else if (reply.type === "log") {
+          this.#options.onAccessLog?.(reply.lines);
         } else if (reply.type === "failed") {
           gone(reply.message);
         } else {
@@ -207,6 +212,7 @@ async function _work(start: StartMessage): Promise<void> {
     main: false,
     adjust: (config) => workerConfig(config, bound),
     onReady: () => post({ type: "ready" }),
+    forwardAccessLog: (lines) => post({ type: "log", lines }),
     onFailure: (message) => post({ type: "failed", message: `worker ${start.index}: ${message}` }),
   });
   post({ type: "stopped" });

@@ -103,3 +103,34 @@ Deno.test("--workers 2 with --admin exits 2 with one line", async () => {
   const first = decoder.decode(out.stderr).split("\n")[0]!;
   assert.match(first, /^lb: --workers 2 cannot be combined with --admin/);
 });
+
+Deno.test("--workers 2 writes one access log: whole JSON lines from every loop, one per connection", async () => {
+  await using backend = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    `${LOOPBACK}:0`,
+    "-p",
+    `${LOOPBACK}:${backend.port}`,
+    "--health-interval",
+    "0",
+    "--log",
+    "json",
+    "--workers",
+    "2",
+  ]);
+  const count = 200;
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    try {
+      await writeAll(conn, encoder.encode(`hello ${i}`));
+      await conn.closeWrite();
+      await readAll(conn);
+    } finally {
+      conn.close();
+    }
+  }));
+  assert.equal((await lb.stop("SIGTERM")).code, 0);
+  const entries = lb.stdout.filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+  assert.equal(entries.length, count, "one whole line per connection, none split or lost");
+  assert.ok(entries.every((e) => e.end === "eof" && e.bytesIn === e.bytesOut));
+});
