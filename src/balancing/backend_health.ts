@@ -71,6 +71,13 @@ export class BackendHealth {
     return true;
   }
 
+  /** Takes the state another thread decided (a Worker follows the main thread's checks). */
+  follow(up: boolean): void {
+    this.#up = up;
+    this.#okStreak = 0;
+    this.#failStreak = 0;
+  }
+
   /** Records how long a check took. */
   checked(ms: number): void {
     this.#lastCheckMs = ms;

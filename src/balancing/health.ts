@@ -19,6 +19,7 @@ import { encodeProxyV1Unknown, encodeProxyV2Local } from "../proxy_protocol/mod.
 export class Health {
   #config: HealthConfig;
   #logger: Logger;
+  #watchers: ((backend: Backend) => void)[] = [];
 
   constructor(config: HealthConfig, logger: Logger) {
     this.#config = { ...config };
@@ -40,6 +41,7 @@ export class Health {
     for (const backend of backends) {
       if (backend.health.reset()) {
         this.#logger.log("health", `backend ${backend.id} is up (health checks turned off)`);
+        this.#changed(backend);
       }
     }
   }
@@ -59,6 +61,7 @@ export class Health {
           "health",
           `backend ${backend.id} is up (${health.okStreak} successes in a row)`,
         );
+        this.#changed(backend);
       }
     } else if (health.failed(this.#config.fall, this.#config.interval > 0, why)) {
       this.#logger.log(
@@ -67,7 +70,17 @@ export class Health {
           why ? `, last: ${why}` : ""
         })`,
       );
+      this.#changed(backend);
     }
+  }
+
+  /** Calls `watcher` on every state change from now on (Workers follow the main thread). */
+  watch(watcher: (backend: Backend) => void): void {
+    this.#watchers.push(watcher);
+  }
+
+  #changed(backend: Backend): void {
+    for (const watcher of this.#watchers) watcher(backend);
   }
 }
 

@@ -48,6 +48,12 @@ export interface LbOptions {
    * @default none: name entries have no backend
    */
   discovery?: DiscoveredBackends;
+  /**
+   * Health is decided elsewhere (a Worker follows the main thread): no
+   * active checks here, and each failed connect goes to this instead.
+   * @default none: this lb checks and decides itself
+   */
+  followHealth?: (backend: Backend, why: string | undefined) => void;
 }
 
 /** How the latest reload ended, as `/stats` shows it. */
@@ -133,6 +139,8 @@ export class Lb implements AsyncDisposable {
   #retired = new Set<Frontend>();
   #queue: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  /** Health comes from elsewhere (`LbOptions.followHealth`): never start checks here. */
+  #followsHealth = false;
   #draining = false;
 
   private constructor(
@@ -175,7 +183,9 @@ export class Lb implements AsyncDisposable {
       sniTimeout: config.sniTimeout,
       caCerts: readCaCerts(config.tlsCa),
       retries: config.retries,
-      onConnect: (backend, ok, why) => health.report(backend, ok, why),
+      onConnect: options.followHealth
+        ? (backend, ok, why) => ok || options.followHealth!(backend, why)
+        : (backend, ok, why) => health.report(backend, ok, why),
     };
     const frontends: Frontend[] = [];
     try {
@@ -191,7 +201,9 @@ export class Lb implements AsyncDisposable {
       for (const frontend of frontends) frontend.listener.close();
       throw error;
     }
-    return new Lb(structuredClone(config), frontends, ctx, health, discovery);
+    const lb = new Lb(structuredClone(config), frontends, ctx, health, discovery);
+    lb.#followsHealth = options.followHealth !== undefined;
+    return lb;
   }
 
   /** {@link Lb.open}, then {@link Lb.start}. */
@@ -212,7 +224,7 @@ export class Lb implements AsyncDisposable {
       frontend.start();
       this.logger.log("lb", frontend.describe());
     }
-    this.checker.start();
+    if (!this.#followsHealth) this.checker.start();
     this.#startIdleSweep(this.#config.idleTimeout);
   }
 
@@ -297,7 +309,9 @@ export class Lb implements AsyncDisposable {
     if (next.idleTimeout !== this.#config.idleTimeout) this.#startIdleSweep(next.idleTimeout);
     if (next.health.interval <= 0 && this.checker.running) await this.checker.stop();
     this.health.configure(next.health, this.#backends());
-    if (next.health.interval > 0 && !this.checker.running && !this.#stopping) {
+    if (
+      next.health.interval > 0 && !this.checker.running && !this.#stopping && !this.#followsHealth
+    ) {
       this.checker.start();
     }
     const kept = Object.fromEntries(RESTART_ONLY.map((key) => [key, this.#config[key]]));

@@ -16,6 +16,7 @@ import { type Logger, stderrSink } from "../observability/log.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { checkFdLimit } from "./fd_limit.ts";
 import { Lb } from "./lb.ts";
+import type { Backend } from "../balancing/backend.ts";
 import { CertError } from "../tls/certs.ts";
 import { DiscoveredBackends } from "./discovered.ts";
 import { followDiscovery, reloadFromFlags } from "./reload.ts";
@@ -40,6 +41,10 @@ export interface ServeOptions {
   startWorkers?: (lb: Lb, accessLog: AccessLog) => Promise<Helpers>;
   /** A worker: send access-log lines to the main thread, the one writer. */
   forwardAccessLog?: (lines: string) => void;
+  /** A worker: health is the main thread's; failed connects go there (see `LbOptions`). */
+  followHealth?: (backend: Backend, why: string | undefined) => void;
+  /** Called with the lb once it is open (a worker applies the main thread's health to it). */
+  onLb?: (lb: Lb) => void;
   /** Changes a reloaded config before it applies (a worker takes the main thread's ports). */
   adjust?: (config: Config) => Config;
   /** Called once every listener is open and announced. */
@@ -116,7 +121,7 @@ async function _serve(
     opened = Lb.open(config, logger, (session) => {
       metrics.observe(session);
       accessLog.record(session);
-    }, { discovery });
+    }, { discovery, ...(options.followHealth ? { followHealth: options.followHealth } : {}) });
   } catch (error) {
     await discovery.stop();
     if (error instanceof CertError) return fail(error.message);
@@ -124,6 +129,7 @@ async function _serve(
     return fail(`cannot listen on ${where}: ${describe(error)}`);
   }
   await using lb = opened;
+  options.onLb?.(lb);
   for (const frontend of config.frontends) {
     for (const backend of frontend.backends) {
       if (backend.tls && backend.tlsVerify === false) {

@@ -5,16 +5,22 @@
  * the listeners), which needs Deno's `--unstable-net` (`"unstable": ["net"]`
  * in deno.json, `--unstable-net` when compiling).
  *
- * What is per worker: the pools (round-robin position, connection counts),
- * passive and active health (each worker checks every backend itself), the
- * `--max-conns` gate (each worker admits its share, ceil(max-conns / N)), the
- * idle sweep, the access log writer, and the drain on SIGTERM. Each worker
+ * Shared through the main thread: health (checked once, there; a worker
+ * sends its failed connects and follows every state change at once, so a
+ * change is logged once) and the access log (one writer: workers send whole
+ * lines). The main thread also restarts a worker that dies and starts
+ * without one that cannot start.
+ *
+ * Still per worker: the pools (round-robin position, connection counts), the
+ * `--max-conns` gate (each admits its share, ceil(max-conns / N)), per-source
+ * limits, DNS lookups, the idle sweep and the drain on SIGTERM. Each worker
  * runs the same start/stop sequence as the main thread (`serve`) and re-reads
  * the config on SIGHUP itself. The admin endpoint would see only the main
- * thread's share, so `--workers` above 1 with `--admin` is refused
- * (`validateConfig`).
+ * thread's counters, so `--workers` above 1 with `--admin` is refused
+ * (`validateConfig`) until one view lands (issue #9).
  * @module
  */
+import type { Backend } from "../balancing/backend.ts";
 import type { Config } from "../config/config.ts";
 import { describe } from "../common/errors.ts";
 import { parseFlags } from "../config/flags.ts";
@@ -53,7 +59,15 @@ export type WorkerReply =
   | { type: "ready" }
   | { type: "failed"; message: string }
   | { type: "log"; lines: string }
+  | { type: "connect-failed"; id: string; why: string | undefined }
   | { type: "stopped" };
+
+/** What the main thread sends a worker after the start: a backend's health changed. */
+export interface HealthMessage {
+  type: "health";
+  id: string;
+  up: boolean;
+}
 
 /** Options for {@link Workers.start}. */
 export interface WorkersOptions {
@@ -113,6 +127,10 @@ export class Workers {
     options: WorkersOptions,
   ): Promise<Workers> {
     const workers = new Workers(lb, args, options);
+    // Health is checked once, here; every worker follows each change at once.
+    lb.health.watch((backend) => {
+      for (const worker of workers.#live.values()) worker.postMessage(_health(backend));
+    });
     const indexes = Array.from({ length: config.workers - 1 }, (_, i) => i + 1);
     const failures = (await Promise.all(indexes.map((index) => workers.#spawn(index, 0))))
       .filter((why) => why !== undefined);
@@ -148,9 +166,19 @@ export class Workers {
         if (reply.type === "ready") {
           ready = true;
           this.#live.set(index, worker);
+          for (const frontend of this.#lb.frontends) { // start from the main thread's view
+            for (const backend of frontend.pool.backends) {
+              worker.postMessage(_health(backend));
+            }
+          }
           resolve(undefined);
         } else if (reply.type === "log") {
           this.#options.onAccessLog?.(reply.lines);
+        } else if (reply.type === "connect-failed") {
+          // Passive health across threads: the main thread decides, once.
+          for (const backend of _backends(this.#lb, reply.id)) {
+            this.#lb.health.report(backend, false, reply.why);
+          }
         } else if (reply.type === "failed") {
           gone(reply.message);
         } else {
@@ -201,6 +229,18 @@ export class Workers {
   }
 }
 
+/** Every backend with `id` in any of `lb`'s frontends. */
+function _backends(lb: Lb, id: string): Backend[] {
+  return lb.frontends.flatMap((f) => f.pool.backends.filter((b) => b.id === id));
+}
+
+function _health(backend: Backend): HealthMessage {
+  return { type: "health", id: backend.id, up: backend.healthy };
+}
+
+/** The worker's own lb, once open: health messages apply to it. */
+let _lb: Lb | undefined;
+
 /** A worker: serves like the main thread (see `serve`), without admin or workers of its own. */
 async function _work(start: StartMessage): Promise<void> {
   const post = (reply: WorkerReply) => _scope.postMessage(reply);
@@ -213,6 +253,8 @@ async function _work(start: StartMessage): Promise<void> {
     adjust: (config) => workerConfig(config, bound),
     onReady: () => post({ type: "ready" }),
     forwardAccessLog: (lines) => post({ type: "log", lines }),
+    followHealth: (backend, why) => post({ type: "connect-failed", id: backend.id, why }),
+    onLb: (lb) => _lb = lb,
     onFailure: (message) => post({ type: "failed", message: `worker ${start.index}: ${message}` }),
   });
   post({ type: "stopped" });
@@ -222,7 +264,7 @@ async function _work(start: StartMessage): Promise<void> {
 /** The worker side of `self` (the main thread's types know only Window). */
 const _scope = globalThis as unknown as {
   postMessage(message: WorkerReply): void;
-  onmessage: ((event: MessageEvent<StartMessage>) => void) | null;
+  onmessage: ((event: MessageEvent<StartMessage | HealthMessage>) => void) | null;
   close(): void;
 };
 
@@ -232,5 +274,11 @@ if ("WorkerGlobalScope" in globalThis) {
     event.preventDefault();
     stderrSink(`lb: internal error: ${describe(event.reason)}`);
   });
-  _scope.onmessage = (event) => void _work(event.data);
+  _scope.onmessage = (event: MessageEvent<StartMessage | HealthMessage>) => {
+    const message = event.data;
+    if (!("type" in message)) return void _work(message);
+    if (_lb) {
+      for (const backend of _backends(_lb, message.id)) backend.health.follow(message.up);
+    }
+  };
 }

@@ -5,7 +5,7 @@ import { gateShare } from "../../src/lb/lb.ts";
 import { validateConfig } from "../../src/config/validate.ts";
 import { workerConfig } from "../../src/workers/worker.ts";
 import { startLb } from "../../support/lb_process.ts";
-import { LOOPBACK, readAll, startEchoServer, writeAll } from "../_helpers.ts";
+import { LOOPBACK, readAll, startEchoServer, waitUntil, writeAll } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -133,4 +133,49 @@ Deno.test("--workers 2 writes one access log: whole JSON lines from every loop, 
   const entries = lb.stdout.filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
   assert.equal(entries.length, count, "one whole line per connection, none split or lost");
   assert.ok(entries.every((e) => e.end === "eof" && e.bytesIn === e.bytesOut));
+});
+
+Deno.test("--workers 2 checks health once: a killed backend is logged down once and avoided by every loop", async () => {
+  await using a = startEchoServer();
+  const b = startEchoServer();
+  await using lb = await startLb([
+    "-f",
+    `${LOOPBACK}:0`,
+    "-p",
+    `${LOOPBACK}:${a.port}`,
+    "-p",
+    `${LOOPBACK}:${b.port}`,
+    "--health-interval",
+    "100ms",
+    "--fall",
+    "1",
+    "--retries",
+    "0", // a loop that still sent clients to the dead backend would fail them
+    "--log",
+    "off",
+    "--workers",
+    "2",
+  ]);
+  await b[Symbol.asyncDispose]();
+  const echo = async (i: number) => {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    try {
+      await writeAll(conn, encoder.encode(`x${i}`));
+      await conn.closeWrite();
+      return decoder.decode(await readAll(conn)) === `x${i}`;
+    } catch {
+      return false;
+    } finally {
+      conn.close();
+    }
+  };
+  // The state, seen through every loop: 40 connections in a row, all served.
+  await waitUntil(async () => {
+    const served = await Promise.all(Array.from({ length: 40 }, (_, i) => echo(i)));
+    return served.every((ok) => ok);
+  }, "every loop to avoid the dead backend");
+  assert.equal((await lb.stop("SIGTERM")).code, 0);
+  const downs = lb.stderr.filter((line) => / health: backend .* is down/.test(line));
+  assert.equal(downs.length, 1, `logged once, by the main thread:\n${downs.join("\n")}`);
+  assert.ok(!/worker1/.test(downs[0]!), downs[0]);
 });
