@@ -1,5 +1,12 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
-import { MAX_BUFFER, type Meter, pump } from "../../src/connection/pump.ts";
+import {
+  MAX_BUFFER,
+  MAX_BUFFER_COUNT,
+  type Meter,
+  MID_BUFFER,
+  MIN_BUFFER,
+  pump,
+} from "../../src/connection/pump.ts";
 import {
   closeQuietly,
   concat,
@@ -34,6 +41,28 @@ async function proxyLine() {
     },
   };
 }
+
+/**
+ * A source that records the size of every buffer it is asked to fill and
+ * answers what `next` returns for it (bytes read, or null for EOF); a
+ * scripted stand-in for a socket, so that which reads come back full is exact.
+ */
+function scriptedSource(next: (size: number) => number | null | Promise<number | null>) {
+  const sizes: number[] = [];
+  const conn = {
+    read: async (buf: Uint8Array) => {
+      sizes.push(buf.length);
+      return await next(buf.length);
+    },
+  } as unknown as Deno.Conn;
+  return { conn, sizes };
+}
+
+/** A destination that takes every write whole. */
+const sink = {
+  write: (chunk: Uint8Array) => Promise.resolve(chunk.length),
+  closeWrite: () => Promise.resolve(),
+} as unknown as Deno.Conn;
 
 Deno.test("pump copies bytes exactly, counts them, and passes EOF on as a FIN", async () => {
   using line = await proxyLine();
@@ -190,4 +219,76 @@ Deno.test("pump ends when its sockets are closed under a pending read", async ()
   await withTimeout(pumping.catch(() => {}), 5000, "the pump ends after close");
   // And the peer of the destination is not left hanging.
   assertEquals(await line.server.read(new Uint8Array(1)), null);
+});
+
+Deno.test("pump reads into 1 KiB, 64 KiB, then 1 MiB while reads fill them, and back to 1 KiB after one does not", async () => {
+  // What the socket holds at each read: a burst that fills every size on the
+  // way up, ends 5 bytes into a largest buffer, then a small message.
+  const bursts = [MIN_BUFFER + MID_BUFFER + 2 * MAX_BUFFER + 5, 100];
+  const src = scriptedSource((size) => {
+    if (bursts.length === 0) return null;
+    const n = Math.min(size, bursts[0]!);
+    bursts[0]! -= n;
+    if (bursts[0] === 0) bursts.shift();
+    return n;
+  });
+  const meter: Meter = { bytes: 0 };
+  await pump(src.conn, sink, meter);
+  assertEquals(src.sizes, [
+    MIN_BUFFER,
+    MID_BUFFER,
+    MAX_BUFFER,
+    MAX_BUFFER,
+    MAX_BUFFER, // 5 bytes: drained, so the next read is small
+    MIN_BUFFER, // 100 bytes
+    MIN_BUFFER, // EOF
+  ]);
+  assertEquals(meter.bytes, MIN_BUFFER + MID_BUFFER + 2 * MAX_BUFFER + 5 + 100);
+});
+
+Deno.test("pump stays at 64 KiB while every 1 MiB buffer is in use, and they are shared again once given back", async () => {
+  const { promise: open, resolve: openGate } = Promise.withResolvers<void>();
+  // Each source fills its first two buffers, then holds the third until the
+  // gate opens: by then every pump has taken the largest buffer it could get.
+  const held: Promise<void>[] = [];
+  const start = () => {
+    const { promise: reached, resolve } = Promise.withResolvers<void>();
+    held.push(reached);
+    let reads = 0;
+    const src = scriptedSource(async (size) => {
+      if (++reads < 3) return size;
+      resolve();
+      await open;
+      return null;
+    });
+    return { src, pumping: pump(src.conn, sink, { bytes: 0 }) };
+  };
+  const pumps = Array.from({ length: MAX_BUFFER_COUNT + 1 }, start);
+  await withTimeout(Promise.all(held), 5000, "every pump reaches its third read");
+  const third = pumps.map((p) => p.src.sizes[2]!);
+  assertEquals(third.filter((size) => size === MAX_BUFFER).length, MAX_BUFFER_COUNT);
+  assertEquals(third.filter((size) => size === MID_BUFFER).length, 1);
+  openGate();
+  await Promise.all(pumps.map((p) => p.pumping));
+  // Given back: a new pump gets one.
+  const next = start();
+  await withTimeout(held.at(-1)!, 5000, "the next pump reaches its third read");
+  assertEquals(next.src.sizes, [MIN_BUFFER, MID_BUFFER, MAX_BUFFER]);
+  await next.pumping;
+});
+
+Deno.test("pump grows from an early read's buffer as from its own small one", async () => {
+  // The early read filled its buffer; the socket holds 64 KiB more, then ends.
+  let left = MID_BUFFER;
+  const src = scriptedSource((size) => {
+    if (left === 0) return null;
+    const n = Math.min(size, left);
+    left -= n;
+    return n;
+  });
+  const first = { buf: new Uint8Array(MIN_BUFFER), read: Promise.resolve(MIN_BUFFER) };
+  const meter: Meter = { bytes: 0 };
+  await pump(src.conn, sink, meter, first);
+  assertEquals(src.sizes, [MID_BUFFER, MAX_BUFFER]);
+  assertEquals(meter.bytes, MIN_BUFFER + MID_BUFFER);
 });
