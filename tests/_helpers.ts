@@ -410,3 +410,25 @@ export async function exchangeFrom(source: string, port: number, data: string): 
   if (!success) throw new Error(`python3 client failed: ${new TextDecoder().decode(stderr)}`);
   return new TextDecoder().decode(stdout);
 }
+
+/**
+ * The value of the first `/metrics` sample of family `name` whose labels
+ * contain `labels` (e.g. `reason="denied"`), or 0 when there is none.
+ */
+export async function metricValue(admin: number, name: string, labels = ""): Promise<number> {
+  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.split(" ").at(-1));
+}
+
+/** Waits until something accepts connections on `port` (a peer started as a child process). */
+export async function waitConnectable(port: number, what: string): Promise<void> {
+  await waitUntil(async () => {
+    try {
+      (await Deno.connect({ hostname: LOOPBACK, port })).close();
+      return true;
+    } catch {
+      return false;
+    }
+  }, what);
+}

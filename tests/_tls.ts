@@ -3,7 +3,7 @@
  * CA and leaves), `openssl s_server` and `openssl s_client`.
  * @module
  */
-import { LOOPBACK, waitUntil } from "./_helpers.ts";
+import { LOOPBACK, waitConnectable } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
 
@@ -120,14 +120,7 @@ export async function startTlsServer(
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitUntil(async () => {
-    try {
-      (await Deno.connect({ hostname: LOOPBACK, port })).close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, `openssl s_server on ${port}`);
+  await waitConnectable(port, `openssl s_server on ${port}`);
   return {
     port,
     async [Symbol.asyncDispose]() {
@@ -161,4 +154,29 @@ export async function tlsClient(
   const output = decoder.decode(stdout) + decoder.decode(stderr);
   const subject = /^subject=\s*(.*)$/m.exec(output)?.[1]?.replace(/\s/g, "");
   return { subject, verified: /Verify return code: 0 \(ok\)/.test(output), output };
+}
+
+/** A real ClientHello for `servername`: the first bytes openssl s_client sends to a raw listener. */
+export async function captureClientHello(servername: string): Promise<Uint8Array> {
+  const captured: Uint8Array[] = [];
+  const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+  const accepting = (async () => {
+    const conn = await listener.accept();
+    try {
+      const buf = new Uint8Array(16384);
+      const n = await conn.read(buf);
+      if (n !== null) captured.push(buf.slice(0, n));
+    } finally {
+      conn.close();
+    }
+  })();
+  await new Deno.Command("openssl", {
+    args: ["s_client", "-connect", `127.0.0.1:${listener.addr.port}`, "-servername", servername],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  await accepting;
+  listener.close();
+  return captured[0]!;
 }

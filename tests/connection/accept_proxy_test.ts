@@ -11,21 +11,17 @@ import {
   adminPort,
   exchangeFrom,
   LOOPBACK,
+  metricValue,
   readAll,
   startEchoServer,
   startTcpServer,
+  waitConnectable,
   waitUntil,
   writeAll,
 } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-async function metric(admin: number, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
 
 /** Access-log entries lb has written so far (`--log json`). */
 function entries(lines: string[]): Record<string, unknown>[] {
@@ -87,7 +83,7 @@ Deno.test("--accept-proxy refuses a malformed, a missing or a slow header: no by
     assertEquals(await readAll(conn), new Uint8Array(0), `${reason}: closed without a byte`);
     conn.close();
     await waitUntil(
-      async () => await metric(admin, "lb_frontend_refused_total", `reason="${reason}"`) === 1,
+      async () => await metricValue(admin, "lb_frontend_refused_total", `reason="${reason}"`) === 1,
       `lb_frontend_refused_total{reason="${reason}"} = 1`,
     );
   }
@@ -117,7 +113,8 @@ Deno.test("--proxy-from closes a connection from a peer not listed, before readi
   assertEquals(await readAll(conn), new Uint8Array(0));
   conn.close();
   await waitUntil(
-    async () => await metric(admin, "lb_frontend_refused_total", `reason="proxy-untrusted"`) === 1,
+    async () =>
+      await metricValue(admin, "lb_frontend_refused_total", `reason="proxy-untrusted"`) === 1,
     "the refusal counted",
   );
   assertEquals(backend.accepted, 0);
@@ -280,14 +277,7 @@ async function withPeer(
 ): Promise<void> {
   const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();
   try {
-    await waitUntil(async () => {
-      try {
-        (await Deno.connect({ hostname: LOOPBACK, port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, `${command} listening on ${port}`);
+    await waitConnectable(port, `${command} listening on ${port}`);
     await fn();
   } finally {
     child.kill("SIGTERM");

@@ -10,6 +10,7 @@ import {
   adminPort,
   exchangeFrom,
   LOOPBACK,
+  metricValue,
   readAll,
   readExactly,
   startEchoServer,
@@ -23,12 +24,8 @@ async function stats(admin: number) {
   return await (await fetch(`http://${LOOPBACK}:${admin}/stats`)).json();
 }
 
-async function refused(admin: number, reason: string): Promise<number> {
-  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
-  const line = text.split("\n").find((l) =>
-    l.startsWith("lb_frontend_refused_total{") && l.includes(`reason="${reason}"`)
-  );
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
+function refused(admin: number, reason: string): Promise<number> {
+  return metricValue(admin, "lb_frontend_refused_total", `reason="${reason}"`);
 }
 
 /** Sends one byte from 127.0.0.1 (or ::1) and says whether it came back (false: refused). */

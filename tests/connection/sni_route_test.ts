@@ -10,21 +10,22 @@ import { startLb } from "../../support/lb_process.ts";
 import {
   adminPort,
   LOOPBACK,
+  metricValue,
   readAll,
   startEchoServer,
   startTcpServer,
   waitUntil,
   writeAll,
 } from "../_helpers.ts";
-import { makeCerts, opensslAvailable, startTlsServer, tlsClient } from "../_tls.ts";
+import {
+  captureClientHello,
+  makeCerts,
+  opensslAvailable,
+  startTlsServer,
+  tlsClient,
+} from "../_tls.ts";
 
 const encoder = new TextEncoder();
-
-async function metric(admin: number, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
 
 Deno.test({
   name:
@@ -59,11 +60,17 @@ Deno.test({
     const verified = await tlsClient(lb.port, "api.example.com", certs.ca);
     ok(verified.verified, verified.output);
     await waitUntil(
-      async () => await metric(admin, "lb_frontend_sni_routes_total", `route="default"`) === 2,
+      async () => await metricValue(admin, "lb_frontend_sni_routes_total", `route="default"`) === 2,
       "routes counted",
     );
-    assertEquals(await metric(admin, "lb_frontend_sni_routes_total", `route="api.example.com"`), 3);
-    assertEquals(await metric(admin, "lb_frontend_sni_routes_total", `route="*.example.com"`), 1);
+    assertEquals(
+      await metricValue(admin, "lb_frontend_sni_routes_total", `route="api.example.com"`),
+      3,
+    );
+    assertEquals(
+      await metricValue(admin, "lb_frontend_sni_routes_total", `route="*.example.com"`),
+      1,
+    );
     const logged = () => lb.stdout.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     await waitUntil(
       () => logged().some((e) => e.sni === "www.example.com"),
@@ -96,10 +103,10 @@ Deno.test({
     const other = await tlsClient(lb.port, "www.example.com", certs.ca);
     assertEquals(other.subject, undefined, "no certificate: closed");
     await waitUntil(
-      async () => await metric(admin, "lb_frontend_refused_total", `reason="no-route"`) === 1,
+      async () => await metricValue(admin, "lb_frontend_refused_total", `reason="no-route"`) === 1,
       "no-route counted",
     );
-    assertEquals(await metric(admin, "lb_frontend_refused_total", `reason="tls-not-tls"`), 1);
+    assertEquals(await metricValue(admin, "lb_frontend_refused_total", `reason="tls-not-tls"`), 1);
     assertEquals(backend.accepted, 0, "no byte reached a backend");
   },
 });
@@ -108,20 +115,7 @@ Deno.test({
   name: "sni=: a ClientHello sent one byte per write is read whole and replayed exactly",
   ignore: !opensslAvailable(),
   async fn() {
-    // A real ClientHello: what openssl s_client sends to a raw listener.
-    const captured: Uint8Array[] = [];
-    await using capture = startTcpServer(async (conn) => {
-      const buf = new Uint8Array(16384);
-      const n = await conn.read(buf);
-      if (n !== null) captured.push(buf.slice(0, n));
-    });
-    await new Deno.Command("openssl", {
-      args: ["s_client", "-connect", `127.0.0.1:${capture.port}`, "-servername", "api.example.com"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    const hello = captured[0]!;
+    const hello = await captureClientHello("api.example.com");
     const received: Uint8Array[] = [];
     await using backend = startTcpServer(async (conn) => {
       received.push(await readAll(conn));
@@ -195,19 +189,7 @@ Deno.test({
   name: "sni= behind --accept-proxy: a PROXY header and the ClientHello in one segment are routed",
   ignore: !opensslAvailable(),
   async fn() {
-    // A real ClientHello for api.example.com, captured from openssl.
-    const captured: Uint8Array[] = [];
-    await using capture = startTcpServer(async (conn) => {
-      const buf = new Uint8Array(16384);
-      const n = await conn.read(buf);
-      if (n !== null) captured.push(buf.slice(0, n));
-    });
-    await new Deno.Command("openssl", {
-      args: ["s_client", "-connect", `127.0.0.1:${capture.port}`, "-servername", "api.example.com"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
+    const hello = await captureClientHello("api.example.com");
     const received: Uint8Array[] = [];
     await using api = startTcpServer(async (conn) => {
       received.push(await readAll(conn));
@@ -226,12 +208,12 @@ Deno.test({
     ]);
     const header = encoder.encode("PROXY TCP4 203.0.113.7 10.0.0.1 5123 443\r\n");
     const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
-    await writeAll(conn, new Uint8Array([...header, ...captured[0]!])); // one write
+    await writeAll(conn, new Uint8Array([...header, ...hello])); // one write
     await conn.closeWrite();
     await readAll(conn);
     conn.close();
     await waitUntil(() => received.length === 1, "the api backend to read to EOF");
-    assertEquals(received[0], captured[0], "the ClientHello, without our PROXY header, unchanged");
+    assertEquals(received[0], hello, "the ClientHello, without our PROXY header, unchanged");
     assertEquals(other.accepted, 0);
   },
 });

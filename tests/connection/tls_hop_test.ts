@@ -7,18 +7,21 @@
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { startLb } from "../../support/lb_process.ts";
-import { adminPort, LOOPBACK, readAll, startTcpServer, waitUntil, writeAll } from "../_helpers.ts";
+import {
+  adminPort,
+  LOOPBACK,
+  metricValue,
+  readAll,
+  startTcpServer,
+  waitConnectable,
+  waitUntil,
+  writeAll,
+} from "../_helpers.ts";
 import { makeCerts, opensslAvailable, tlsClient } from "../_tls.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-async function metric(admin: number, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://${LOOPBACK}:${admin}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
 
 /** Sends `data` over TLS to lb (SNI and verification for `name`), half-closes, reads to EOF. */
 async function overTls(port: number, name: string, ca: string, data: string): Promise<string> {
@@ -153,7 +156,8 @@ Deno.test({
     await readAll(plain).catch(() => new Uint8Array(0));
     plain.close();
     await waitUntil(
-      async () => await metric(admin, "lb_frontend_refused_total", `reason="tls-handshake"`) === 1,
+      async () =>
+        await metricValue(admin, "lb_frontend_refused_total", `reason="tls-handshake"`) === 1,
       "the failed handshake counted",
     );
     assertEquals(backend.accepted, 0, "no dial for a failed handshake");
@@ -246,7 +250,7 @@ Deno.test({
         assertEquals(await readAll(conn), new Uint8Array(0), "wrong CA: closed, nothing echoed");
         conn.close();
         await waitUntil(
-          async () => await metric(admin, "lb_backend_connect_failures_total", "") >= 1,
+          async () => await metricValue(admin, "lb_backend_connect_failures_total", "") >= 1,
           "the failed TLS connect counted",
         );
       }
@@ -309,14 +313,7 @@ Deno.test({
       stderr: "null",
     }).spawn();
     try {
-      await waitUntil(async () => {
-        try {
-          (await Deno.connect({ hostname: LOOPBACK, port })).close();
-          return true;
-        } catch {
-          return false;
-        }
-      }, "nginx listening");
+      await waitConnectable(port, "nginx listening");
       const get = async (ca: string) => {
         await using lb = await startLb([
           "-f",
