@@ -432,3 +432,24 @@ export async function waitConnectable(port: number, what: string): Promise<void>
     }
   }, what);
 }
+
+/** A server that reads each connection to EOF and records what it sent in `results` (Uint8Array). */
+export function startRecordingServer(): TcpServer {
+  return startTcpServer(async (conn, server) => server.record(await readAll(conn)));
+}
+
+/** Joins bytes, single bytes (numbers) and strings (UTF-8) into one array, for byte tables. */
+export function bytes(
+  ...parts: (Uint8Array | number | readonly number[] | string)[]
+): Uint8Array<ArrayBuffer> {
+  const encoder = new TextEncoder();
+  return concat(
+    parts.map((part) =>
+      typeof part === "number"
+        ? Uint8Array.of(part)
+        : typeof part === "string"
+        ? encoder.encode(part)
+        : Uint8Array.from(part)
+    ),
+  ) as Uint8Array<ArrayBuffer>;
+}

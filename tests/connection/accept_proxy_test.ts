@@ -14,6 +14,7 @@ import {
   metricValue,
   readAll,
   startEchoServer,
+  startRecordingServer,
   startTcpServer,
   waitConnectable,
   waitUntil,
@@ -122,10 +123,8 @@ Deno.test("--proxy-from closes a connection from a peer not listed, before readi
 
 Deno.test("proxy=v2 and proxy=v1 send the client's address before its first byte", async () => {
   for (const version of ["v1", "v2"]) {
-    const received: Uint8Array[] = [];
-    await using backend = startTcpServer(async (conn) => {
-      received.push(await readAll(conn));
-    });
+    await using backend = startRecordingServer();
+    const received = backend.results as Uint8Array[];
     await using lb = await startLb([
       "-f",
       "127.0.0.1:0",
@@ -152,10 +151,8 @@ Deno.test("proxy=v2 and proxy=v1 send the client's address before its first byte
 });
 
 Deno.test("proxy=v2 health checks send a LOCAL header, not garbage", async () => {
-  const received: Uint8Array[] = [];
-  await using backend = startTcpServer(async (conn) => {
-    received.push(await readAll(conn));
-  });
+  await using backend = startRecordingServer();
+  const received = backend.results as Uint8Array[];
   await using _lb = await startLb([
     "-f",
     "127.0.0.1:0",

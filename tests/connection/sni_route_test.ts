@@ -13,7 +13,7 @@ import {
   metricValue,
   readAll,
   startEchoServer,
-  startTcpServer,
+  startRecordingServer,
   waitUntil,
   writeAll,
 } from "../_helpers.ts";
@@ -116,10 +116,8 @@ Deno.test({
   ignore: !opensslAvailable(),
   async fn() {
     const hello = await captureClientHello("api.example.com");
-    const received: Uint8Array[] = [];
-    await using backend = startTcpServer(async (conn) => {
-      received.push(await readAll(conn));
-    });
+    await using backend = startRecordingServer();
+    const received = backend.results as Uint8Array[];
     await using lb = await startLb([
       "-f",
       "127.0.0.1:0",
@@ -190,10 +188,8 @@ Deno.test({
   ignore: !opensslAvailable(),
   async fn() {
     const hello = await captureClientHello("api.example.com");
-    const received: Uint8Array[] = [];
-    await using api = startTcpServer(async (conn) => {
-      received.push(await readAll(conn));
-    });
+    await using api = startRecordingServer();
+    const received = api.results as Uint8Array[];
     await using other = startEchoServer();
     await using lb = await startLb([
       "-f",

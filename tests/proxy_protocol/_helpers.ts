@@ -4,32 +4,15 @@
  *
  * @module
  */
+import { bytes } from "../_helpers.ts";
+
+export { bytes };
 
 const encoder = new TextEncoder();
 
 /** ASCII/UTF-8 text as bytes. */
 export function text(value: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(value);
-}
-
-/** Joins byte arrays, numbers (single bytes) and strings (UTF-8) into one array. */
-export function bytes(
-  ...parts: (Uint8Array | number | number[] | string)[]
-): Uint8Array<ArrayBuffer> {
-  const chunks = parts.map((part) =>
-    typeof part === "number"
-      ? Uint8Array.of(part)
-      : typeof part === "string"
-      ? encoder.encode(part)
-      : Uint8Array.from(part)
-  );
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** The v2 signature, typed by hand from the spec. */

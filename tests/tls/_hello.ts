@@ -5,30 +5,10 @@
  *
  * @module
  */
-import { LOOPBACK } from "../_helpers.ts";
+import { bytes, LOOPBACK } from "../_helpers.ts";
 import { readClientHello, type ReadClientHelloResult } from "../../src/tls/read.ts";
 
-const encoder = new TextEncoder();
-
-/** Joins bytes, single bytes (numbers) and ASCII strings into one array. */
-export function bytes(
-  ...parts: (Uint8Array | number | readonly number[] | string)[]
-): Uint8Array<ArrayBuffer> {
-  const chunks = parts.map((part) =>
-    typeof part === "number"
-      ? Uint8Array.of(part)
-      : typeof part === "string"
-      ? encoder.encode(part)
-      : Uint8Array.from(part)
-  );
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
+export { bytes };
 
 /** A big-endian 16-bit number as two bytes. */
 export function u16(value: number): number[] {
