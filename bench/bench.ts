@@ -1,9 +1,10 @@
 /**
- * `deno task bench [--quick] [--peers lb,haproxy,...] [--only http,memory,bulk] [--workers N]
- * [--lb-binary PATH] [--no-write]`:
+ * `deno task bench [--quick] [--peers lb,haproxy,...] [--only http,scale,memory,bulk]
+ * [--workers N|auto] [--lb-binary PATH] [--no-write]`:
  * the same loopback traffic through lb, HAProxy (`mode tcp`), nginx `stream`
- * and the direct path, one table of figures and lb's ratios, JSON and SVG in
- * `bench/results/`. Installs nothing; skips what is missing.
+ * and the direct path, one table of figures and lb's ratios, then lb's worker
+ * scale (`--workers 1` up to the cores), JSON and SVG in `bench/results/`.
+ * Installs nothing; skips what is missing.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -27,11 +28,12 @@ import {
 import { cpuSeconds } from "./proc.ts";
 import {
   buildReport,
-  type Figures,
   formatCosts,
   formatNotes,
   formatScale,
   formatTable,
+  formatWorkerScale,
+  keepBest,
   type Measure,
   type MeasureKey,
   MEASURES,
@@ -42,9 +44,16 @@ import {
   type Results,
   type ScalePoint,
   svgChart,
+  type WorkerScalePoint,
 } from "./report.ts";
 import { makeTestCert, TLS_NAME } from "./tls.ts";
 import { findTools, installHint } from "./tools.ts";
+import {
+  describeLbWorkers,
+  lbWorkersOf,
+  measureWorkerScale,
+  workerCounts,
+} from "./worker_scale.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
 
 /** How long and how much: `--quick` stays under a minute, the full run under ten. */
@@ -178,14 +187,6 @@ function log(line: string): void {
   console.error(`bench: ${line}`);
 }
 
-function keepBest(figures: Figures, key: MeasureKey, value: number): void {
-  const better = MEASURES.find((m) => m.key === key)!.better;
-  const old = figures[key];
-  if (typeof old !== "number" || (better === "higher" ? value > old : value < old)) {
-    figures[key] = value;
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -199,8 +200,10 @@ async function main(): Promise<void> {
     },
   });
   let parts: Part[];
+  let lbWorkers: number;
   try {
     parts = parseOnly(values.only);
+    lbWorkers = lbWorkersOf(values.workers, navigator.hardwareConcurrency);
   } catch (error) {
     console.error(`bench: ${error instanceof Error ? error.message : error}`);
     Deno.exit(2);
@@ -238,6 +241,7 @@ async function main(): Promise<void> {
 
   const results: Results = {};
   const scale: Partial<Record<PeerName, ScalePoint[]>> = {};
+  let workerScale: WorkerScalePoint[] = [];
   for (const peer of peers) results[peer] = {};
   const dir = Deno.makeTempDirSync({ prefix: "lb-bench-" });
   const base: Omit<PeerOptions, "backends"> = {
@@ -255,7 +259,7 @@ async function main(): Promise<void> {
 
   try {
     // HTTP measures: nginx backends on two ports, each proxy balancing both.
-    if (!doing("http") && !doing("memory")) {
+    if (!doing("http") && !doing("scale") && !doing("memory")) {
       // Skipped by --only.
     } else if (!found.nginx) {
       note("no nginx: skipping the HTTP measures (req/s, new conns/s, latency, memory)");
@@ -394,6 +398,16 @@ async function main(): Promise<void> {
           for (const run of rep % 2 === 0 ? runs : runs.reverse()) await run();
         }
       }
+      if (doing("scale") && found.wrk && peers.includes("lb")) {
+        workerScale = await measureWorkerScale({
+          counts: workerCounts(box.cores),
+          repeats: settings.repeats,
+          start: (lbArgs) => startPeer("lb", { ...base, lbArgs, backends: ports }),
+          rates: wrkRates,
+          log,
+          note,
+        });
+      }
       if (!found.wrk) note("no wrk: skipped keep-alive and new-connection rates");
 
       // Memory per idle connection, each proxy fresh.
@@ -479,22 +493,25 @@ async function main(): Promise<void> {
   const report = buildReport(
     date,
     box,
-    { ...settings, parts, lbArgs, lbBinary: lbBinary ?? null, variants: VARIANTS },
+    { ...settings, parts, lbArgs, lbWorkers, lbBinary: lbBinary ?? null, variants: VARIANTS },
     results,
     notes,
+    { scale, workerScale },
   );
   console.log(
     `\nlb bench ${report.date} — ${box.cores} cores, ${box.cpuModel}, ${box.kernel}, deno ${box.deno}` +
       ` (${settings.quick ? "quick" : "full"}, best of ${settings.repeats}, ${
         ((Date.now() - started) / 1000).toFixed(0)
-      }s)\n`,
+      }s); ${describeLbWorkers(values.workers, box.cores)}\n`,
   );
   // Only what this run measured: --only leaves out the other parts' rows and notes.
-  console.log(formatTable(results, peers, measures));
+  if (measures.length > 0) console.log(formatTable(results, peers, measures));
   const tableNotes = formatNotes(settings, measures);
   if (tableNotes) console.log(`\n${tableNotes}`);
   const costLines = formatCosts(results, peers, measures);
   if (costLines) console.log(`\n${costLines}`);
+  const workerTable = formatWorkerScale(workerScale);
+  if (workerTable) console.log(measures.length > 0 ? `\n${workerTable}` : workerTable);
   if (doing("memory")) console.log(`\n${formatScale(scale)}`);
   if (!values["no-write"]) {
     const out = new URL("./results/", import.meta.url);

@@ -83,11 +83,13 @@ export const PARTS = {
     "latencyP50Ms",
     "latencyP99Ms",
   ],
+  /** lb's worker scale: its own table ({@link formatWorkerScale}), no row in the main one. */
+  scale: [],
   memory: ["idleBytesPerConn"],
   bulk: ["bulkUpGbps", "bulkDownGbps", "cpuSecPerGB"],
 } as const satisfies Record<string, readonly MeasureKey[]>;
 
-/** A part of a run: `http`, `memory` or `bulk`. */
+/** A part of a run: `http`, `scale`, `memory` or `bulk`. */
 export type Part = keyof typeof PARTS;
 
 /**
@@ -100,6 +102,7 @@ export type Part = keyof typeof PARTS;
  * @example
  * ```ts
  * parseOnly("bulk,http"); // ["http", "bulk"]
+ * parseOnly("scale"); // ["scale"]
  * ```
  */
 export function parseOnly(value: string | undefined): Part[] {
@@ -127,6 +130,24 @@ export type Figures = Partial<Record<MeasureKey, number | null>>;
 
 /** Every peer's figures. */
 export type Results = Partial<Record<PeerName, Figures>>;
+
+/**
+ * Keeps the better of `figures[key]` and `value` (the larger for a "higher"
+ * measure, the smaller for a "lower" one): the best of the repeated runs.
+ *
+ * @example
+ * ```ts
+ * const figures: Figures = { newConnRps: 7000 };
+ * keepBest(figures, "newConnRps", 6500); // figures.newConnRps stays 7000
+ * ```
+ */
+export function keepBest(figures: Figures, key: MeasureKey, value: number): void {
+  const better = MEASURES.find((m) => m.key === key)!.better;
+  const old = figures[key];
+  if (typeof old !== "number" || (better === "higher" ? value > old : value < old)) {
+    figures[key] = value;
+  }
+}
 
 /** lb's figure divided by a peer's, per measure and peer; null when either is missing or zero. */
 export type Ratios = Partial<Record<MeasureKey, Partial<Record<PeerName, number | null>>>>;
@@ -325,7 +346,11 @@ export interface Machine {
 export interface Report {
   date: string;
   machine: Machine;
-  /** How it was run: quick or full, durations, counts. */
+  /**
+   * How it was run: quick or full, durations, counts, the parts, lb's flags
+   * (`lbArgs`) and `lbWorkers`, the worker count lb ran with in the main table
+   * (its `--workers`, or with none lb's default, auto: the machine's cores).
+   */
   settings: Record<string, unknown>;
   results: Results;
   ratios: Ratios;
@@ -335,6 +360,8 @@ export interface Report {
   notes: string[];
   /** How idle cost grows with the number of connections, per proxy. */
   scale: Partial<Record<PeerName, ScalePoint[]>>;
+  /** lb's rates per `--workers` count, 1 up to the machine's cores (the `scale` part). */
+  workerScale: WorkerScalePoint[];
 }
 
 /** One idle-connection count: RSS and descriptors of the proxy with that many open. */
@@ -360,6 +387,60 @@ export function formatScale(scale: Partial<Record<PeerName, ScalePoint[]>>): str
   return lines.join("\n");
 }
 
+/** One `--workers` count of lb's worker scale: the best of its runs, null when every run failed. */
+export interface WorkerScalePoint {
+  workers: number;
+  /** wrk with `Connection: close`, as the "new conns/s" row. */
+  newConnsPerSec: number | null;
+  /** wrk keep-alive, as the "keep-alive req/s" row. */
+  keepAliveReqPerSec: number | null;
+}
+
+function _vsOne(value: number | null, one: number | null | undefined): string {
+  return value === null || typeof one !== "number" || one <= 0
+    ? "-"
+    : `${(value / one).toFixed(2)}x`;
+}
+
+/**
+ * The worker scale table: per `--workers` count, lb's new conns/s and
+ * keep-alive req/s, each with its ratio to the 1-worker figure; "" for no points.
+ *
+ * @example
+ * ```ts
+ * formatWorkerScale([
+ *   { workers: 1, newConnsPerSec: 7000, keepAliveReqPerSec: 50000 },
+ *   { workers: 2, newConnsPerSec: 9100, keepAliveReqPerSec: 60000 },
+ * ]);
+ * // lb --workers  new conns/s   vs 1  keep-alive req/s   vs 1
+ * //            1         7000  1.00x             50000  1.00x
+ * //            2         9100  1.30x             60000  1.20x
+ * ```
+ */
+export function formatWorkerScale(points: readonly WorkerScalePoint[]): string {
+  if (points.length === 0) return "";
+  const one = points.find((p) => p.workers === 1);
+  const header = ["lb --workers", "new conns/s", "vs 1", "keep-alive req/s", "vs 1"];
+  const rows = points.map((p) => [
+    String(p.workers),
+    formatFigure(p.newConnsPerSec),
+    _vsOne(p.newConnsPerSec, one?.newConnsPerSec),
+    formatFigure(p.keepAliveReqPerSec),
+    _vsOne(p.keepAliveReqPerSec, one?.keepAliveReqPerSec),
+  ]);
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padStart(widths[i]!)).join("  "))
+    .join("\n");
+}
+
+/** What a run adds to the figures: the idle scale points and lb's worker scale. */
+export interface ReportScales {
+  /** Idle cost per connection count, per proxy. @default {} */
+  scale?: Partial<Record<PeerName, ScalePoint[]>>;
+  /** lb's rates per `--workers` count. @default [] */
+  workerScale?: WorkerScalePoint[];
+}
+
 /** The JSON record of one run. */
 export function buildReport(
   date: Date,
@@ -367,7 +448,7 @@ export function buildReport(
   settings: Record<string, unknown>,
   results: Results,
   notes: string[],
-  scale: Partial<Record<PeerName, ScalePoint[]>> = {},
+  scales: ReportScales = {},
 ): Report {
   return {
     date: date.toISOString(),
@@ -377,7 +458,8 @@ export function buildReport(
     ratios: ratios(results),
     costs: costs(results),
     notes,
-    scale,
+    scale: scales.scale ?? {},
+    workerScale: scales.workerScale ?? [],
   };
 }
 

@@ -28,6 +28,8 @@ import {
   formatNotes,
   formatScale,
   formatTable,
+  formatWorkerScale,
+  keepBest,
   MEASURES,
   measuresOf,
   parseOnly,
@@ -39,6 +41,12 @@ import {
 } from "../bench/report.ts";
 import { certArgs, TLS_NAME } from "../bench/tls.ts";
 import { installHint } from "../bench/tools.ts";
+import {
+  describeLbWorkers,
+  lbWorkersOf,
+  measureWorkerScale,
+  workerCounts,
+} from "../bench/worker_scale.ts";
 import { parseWrk, wrkArgs } from "../bench/wrk.ts";
 
 const WRK_OUTPUT = `Running 5s test @ http://127.0.0.1:8080/
@@ -572,9 +580,11 @@ Deno.test("formatScale lists each proxy's idle points with bytes, MiB and fds", 
 });
 
 Deno.test("parseOnly takes the parts --only lists, in run order, and refuses others", () => {
-  assert.deepEqual(parseOnly(undefined), ["http", "memory", "bulk"]);
+  assert.deepEqual(parseOnly(undefined), ["http", "scale", "memory", "bulk"]);
   assert.deepEqual(parseOnly("bulk,http"), ["http", "bulk"]);
   assert.deepEqual(parseOnly("memory"), ["memory"]);
+  assert.deepEqual(parseOnly("scale"), ["scale"]);
+  assert.deepEqual(parseOnly("memory,scale,http"), ["http", "scale", "memory"]);
   assert.throws(() => parseOnly("htp"), SyntaxError);
   assert.throws(() => parseOnly("http,"), SyntaxError);
 });
@@ -596,7 +606,9 @@ Deno.test("measuresOf keeps the table order and only the parts' measures", () =>
     "latencyP99Ms",
     "idleBytesPerConn",
   ]);
-  assert.deepEqual(measuresOf(["http", "memory", "bulk"]), [...MEASURES]);
+  assert.deepEqual(measuresOf(["http", "scale", "memory", "bulk"]), [...MEASURES]);
+  // The worker scale has its own table: no row in the main one.
+  assert.deepEqual(measuresOf(["scale"]), []);
 });
 
 Deno.test("bench --only bulk: the table and notes show no rows or notes of other parts", () => {
@@ -649,7 +661,19 @@ Deno.test("bench --only with an unknown part exits 2 with one line, before measu
   const text = new TextDecoder().decode(stderr);
   assert.deepEqual(code, 2, text);
   assert.deepEqual(text.trim().split("\n").length, 1, text);
-  assert.match(text, /^bench: .*"--only" must list http, memory, bulk .*"htp"/);
+  assert.match(text, /^bench: .*"--only" must list http, scale, memory, bulk .*"htp"/);
+});
+
+Deno.test("bench --workers that is no count nor auto exits 2 with one line, before measuring", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../bench/bench.ts", import.meta.url).pathname, "--workers", "x"],
+    stdin: "null",
+    stdout: "null",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assert.deepEqual(code, 2, text);
+  assert.deepEqual(text.trim().split("\n").length, 1, text);
+  assert.match(text, /^bench: .*"--workers" must be a whole number or auto.*"x"/);
 });
 
 const PROXY_RESULTS: Results = {
@@ -805,4 +829,155 @@ Deno.test("bench --only http: the TLS rows with direct figures and lb's ratios, 
   assert.deepEqual(report.settings.variants[2].features, { sniRoute: "localhost" });
   const svg = svgChart(r, "t", measuresOf(["http"]));
   assert(svg.includes("TLS new conns/s, SNI passthrough") && svg.includes("0.75×"));
+});
+
+Deno.test("lbWorkersOf: the count given, or the cores for auto and for none (lb's default)", () => {
+  assert.deepEqual(lbWorkersOf(undefined, 8), 8);
+  assert.deepEqual(lbWorkersOf("auto", 8), 8);
+  assert.deepEqual(lbWorkersOf("2", 8), 2);
+  assert.deepEqual(lbWorkersOf("16", 8), 16);
+  assert.deepEqual(lbWorkersOf(undefined, 0), 1);
+  assert.throws(() => lbWorkersOf("two", 8), SyntaxError);
+  assert.throws(() => lbWorkersOf("-1", 8), SyntaxError);
+  assert.throws(() => lbWorkersOf("0", 8), RangeError);
+  assert.deepEqual(
+    describeLbWorkers(undefined, 2),
+    "lb workers 2 (lb's default, auto: one per core)",
+  );
+  assert.deepEqual(describeLbWorkers("auto", 4), "lb workers 4 (--workers auto)");
+  assert.deepEqual(describeLbWorkers("1", 4), "lb workers 1 (--workers 1)");
+});
+
+Deno.test("workerCounts runs 1 up to the cores", () => {
+  assert.deepEqual(workerCounts(1), [1]);
+  assert.deepEqual(workerCounts(4), [1, 2, 3, 4]);
+  assert.deepEqual(workerCounts(0), [1]);
+});
+
+Deno.test("keepBest keeps the larger rate and the smaller latency", () => {
+  const figures = { newConnRps: 7000, latencyP99Ms: 2 };
+  keepBest(figures, "newConnRps", 6500);
+  keepBest(figures, "latencyP99Ms", 1.5);
+  keepBest(figures, "keepAliveRps", 100);
+  assert.deepEqual(figures, { newConnRps: 7000, latencyP99Ms: 1.5, keepAliveRps: 100 });
+});
+
+Deno.test("formatWorkerScale: one row per --workers count, ratios to 1 worker, - when missing", () => {
+  const text = formatWorkerScale([
+    { workers: 1, newConnsPerSec: 7000, keepAliveReqPerSec: 50000 },
+    { workers: 2, newConnsPerSec: 9100.4, keepAliveReqPerSec: 60000 },
+    { workers: 3, newConnsPerSec: null, keepAliveReqPerSec: 65000 },
+  ]);
+  assert.deepEqual(text.split("\n"), [
+    "lb --workers  new conns/s   vs 1  keep-alive req/s   vs 1",
+    "           1         7000  1.00x             50000  1.00x",
+    "           2         9100  1.30x             60000  1.20x",
+    "           3            -      -             65000  1.30x",
+  ]);
+  // Without a 1-worker figure there is nothing to divide by.
+  assert.match(
+    formatWorkerScale([{ workers: 2, newConnsPerSec: 9100, keepAliveReqPerSec: null }]),
+    /^\s+2\s+9100\s+-\s+-\s+-$/m,
+  );
+  assert.deepEqual(formatWorkerScale([]), "");
+});
+
+Deno.test("buildReport records workerScale and the idle scale, empty when not measured", () => {
+  const machine = { cores: 2, cpuModel: "x", kernel: "k", deno: "d" };
+  const workerScale = [
+    { workers: 1, newConnsPerSec: 7000, keepAliveReqPerSec: 50000 },
+    { workers: 2, newConnsPerSec: 9100, keepAliveReqPerSec: null },
+  ];
+  const scale = { lb: [{ conns: 1000, bytesPerConn: 19000, rssKiB: 65536, fds: 2030 }] };
+  const report = JSON.parse(JSON.stringify(buildReport(
+    new Date(0),
+    machine,
+    { lbWorkers: 2, lbArgs: [] },
+    {},
+    [],
+    { scale, workerScale },
+  )));
+  assert.deepEqual(report.workerScale, workerScale);
+  assert.deepEqual(report.scale, scale);
+  assert.deepEqual(report.settings.lbWorkers, 2);
+  const bare = buildReport(new Date(0), machine, {}, {}, []);
+  assert.deepEqual(bare.workerScale, []);
+  assert.deepEqual(bare.scale, {});
+});
+
+Deno.test("measureWorkerScale: a fresh lb per count and round, best of the rounds, order reversed", async () => {
+  const started: string[][] = [];
+  const stopped: number[] = [];
+  const notes: string[] = [];
+  // Round 1 ascending, round 2 descending: the rates differ per round.
+  const rates = [
+    [7000, 50000],
+    [9000, 61000],
+    [9500, 60000],
+    [6000, 52000],
+  ];
+  let run = 0;
+  const points = await measureWorkerScale({
+    counts: [1, 2],
+    repeats: 2,
+    start: (lbArgs) => {
+      started.push(lbArgs);
+      const port = started.length;
+      return Promise.resolve({
+        port,
+        [Symbol.asyncDispose]: () => {
+          stopped.push(port);
+          return Promise.resolve();
+        },
+      });
+    },
+    rates: (port) => {
+      const [nc, ka] = rates[run++]!;
+      assert.deepEqual(port, run);
+      return Promise.resolve({
+        ka: { requestsPerSec: ka!, errors: 0 },
+        nc: { requestsPerSec: nc!, errors: port === 4 ? 3 : 0 },
+      });
+    },
+    log: () => {},
+    note: (line) => notes.push(line),
+    settleMs: 0,
+  });
+  assert.deepEqual(started, [
+    ["--workers", "1"],
+    ["--workers", "2"],
+    ["--workers", "2"],
+    ["--workers", "1"],
+  ]);
+  assert.deepEqual(stopped, [1, 2, 3, 4]);
+  assert.deepEqual(points, [
+    { workers: 1, newConnsPerSec: 7000, keepAliveReqPerSec: 52000 },
+    { workers: 2, newConnsPerSec: 9500, keepAliveReqPerSec: 61000 },
+  ]);
+  assert.deepEqual(notes, ["lb --workers 1 run 2: 3 wrk errors"]);
+});
+
+Deno.test("measureWorkerScale notes a count that fails and leaves it null", async () => {
+  const notes: string[] = [];
+  const points = await measureWorkerScale({
+    counts: [1, 2],
+    repeats: 1,
+    start: (lbArgs) =>
+      lbArgs[1] === "2"
+        ? Promise.reject(new Error("lb exited at start"))
+        : Promise.resolve({ port: 1, [Symbol.asyncDispose]: () => Promise.resolve() }),
+    rates: () =>
+      Promise.resolve({
+        ka: { requestsPerSec: 50000, errors: 0 },
+        nc: { requestsPerSec: 7000, errors: 0 },
+      }),
+    log: () => {},
+    note: (line) => notes.push(line),
+    settleMs: 0,
+  });
+  assert.deepEqual(points, [
+    { workers: 1, newConnsPerSec: 7000, keepAliveReqPerSec: 50000 },
+    { workers: 2, newConnsPerSec: null, keepAliveReqPerSec: null },
+  ]);
+  assert.deepEqual(notes, ["lb --workers 2: worker scale failed: lb exited at start"]);
 });

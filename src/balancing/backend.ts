@@ -1,6 +1,7 @@
 import { formatHostPort, type HostPort } from "../common/address.ts";
 import type { BackendConfig, ProxyVersion } from "../config/config.ts";
 import { BackendHealth } from "./backend_health.ts";
+import { Cell } from "../common/shared_counters.ts";
 
 /**
  * A backend server at run time. Each piece of its state has one owner:
@@ -29,7 +30,9 @@ export class Backend {
   #sni: readonly string[] | undefined;
   #tls: { name: string | undefined; verify: boolean } | undefined;
   #drained = false;
-  #active = 0;
+  /** Open connections over every thread (see `share`). */
+  #active = Cell.local();
+  #shared = false;
   #total = 0;
   #connectFailures = 0;
   #bytesIn = 0;
@@ -122,12 +125,27 @@ export class Backend {
   /** Whether a new connection may go here now. */
   get available(): boolean {
     return this.health.up && !this.#drained &&
-      (this.#maxConn === 0 || this.#active < this.#maxConn);
+      (this.#maxConn === 0 || this.#active.value < this.#maxConn);
   }
 
-  /** Connections open to this backend now, counting connects in flight. */
+  /**
+   * Connections open to this backend now, counting connects in flight, over
+   * every thread once {@link Backend.share}d.
+   */
   get active(): number {
-    return this.#active;
+    return this.#active.value;
+  }
+
+  /**
+   * Counts open connections in `cell`, shared with the other threads' backend
+   * of the same frontend and id (`--workers`), so `maxconn` and the
+   * strategies that compare open connections see them all. Once, before the
+   * first connection; later calls change nothing.
+   */
+  share(cell: Cell): void {
+    if (this.#shared || this.#active.value !== 0) return;
+    this.#active = cell;
+    this.#shared = true;
   }
 
   /** Connections ever opened to this backend. */
@@ -154,14 +172,17 @@ export class Backend {
    * Counts a connection in from the moment it is picked, not connected: a
    * burst of clients then sees the connects in flight (maxconn holds,
    * leastconn spreads them).
+   *
+   * @returns false, counting nothing, when the backend is at its `maxconn`
+   * (another thread took the last place since the pick).
    */
-  picked(): void {
-    this.#active++;
+  picked(): boolean {
+    return this.#active.tryAdd(this.#maxConn);
   }
 
   /** A connect after `picked` failed; `counts` is false when it was cancelled, not the backend's fault. */
   connectFailed(counts = true): void {
-    this.#active--;
+    this.#active.sub();
     if (counts) this.#connectFailures++;
   }
 
@@ -172,7 +193,7 @@ export class Backend {
 
   /** A connection after `connected` ended, having moved these bytes. */
   closed(bytesIn: number, bytesOut: number): void {
-    this.#active--;
+    this.#active.sub();
     this.#bytesIn += bytesIn;
     this.#bytesOut += bytesOut;
   }

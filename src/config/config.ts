@@ -1,4 +1,5 @@
 import type { HostPort } from "../common/address.ts";
+import { allCores } from "./limits.ts";
 
 /** One backend server and its per-backend options (`-p HOST:PORT,weight=3,backup,maxconn=N`). */
 export interface BackendConfig extends HostPort {
@@ -146,7 +147,7 @@ export interface Config {
   log: LogFormat;
   /** Access log file instead of stdout. @default null */
   logFile: string | null;
-  /** Accept loops (Workers) sharing the port; 1 runs in the main thread. @default 1 */
+  /** Accept loops (Workers) sharing the port; 1 runs in the main thread alone. @default the number of cores (`auto`) */
   workers: number;
 }
 
@@ -196,6 +197,6 @@ export function defaultConfig(): Config {
     sourceIPv6Prefix: 64,
     log: "text",
     logFile: null,
-    workers: 1,
+    workers: allCores(),
   };
 }

@@ -45,7 +45,7 @@ Options:
       --log-file PATH          write the access log to PATH instead of stdout
       --config PATH            read a JSON (JSONC) config file; flags override it
       --check                  validate the configuration and exit
-      --workers N|auto         accept loops sharing the port; auto: one per core (default: 1)
+      --workers N|auto         accept loops sharing the port; auto: one per core (default: auto)
       --tls-cert FILE          terminate TLS with this certificate (PEM), repeatable with --tls-key;
                                with several, the client's server name picks one
       --tls-key FILE           the private key (PEM) of the --tls-cert at the same position

@@ -37,6 +37,12 @@ export const LIMITS = {
   sourceIPv6Prefix: { min: 1, max: 128 },
 } as const satisfies Record<string, IntLimit>;
 
+/** `--workers auto`, the default: the number of cores (`navigator.hardwareConcurrency`) within {@link LIMITS}.workers. */
+export function allCores(): number {
+  const cores = navigator.hardwareConcurrency || 1;
+  return Math.min(LIMITS.workers.max, Math.max(LIMITS.workers.min, cores));
+}
+
 /**
  * Reads `--workers`: a whole number in {@link LIMITS}.workers, or `auto`, the
  * number of cores (`navigator.hardwareConcurrency`, within the same range).
@@ -44,10 +50,7 @@ export const LIMITS = {
  * @throws {ConfigError} Naming `name` otherwise.
  */
 export function readWorkers(value: unknown, name: string, text = true): number {
-  if (value === "auto") {
-    const cores = navigator.hardwareConcurrency || 1;
-    return Math.min(LIMITS.workers.max, Math.max(LIMITS.workers.min, cores));
-  }
+  if (value === "auto") return allCores();
   return readInt(value, name, LIMITS.workers, text);
 }
 

@@ -72,12 +72,6 @@ export function validateConfig(config: Config, names: FieldNames = new FieldName
   if (config.sniTimeout === 0) {
     throw new ConfigError(`${names.name("sniTimeout")} must be more than 0`);
   }
-  if (config.workers > 1 && config.admin) {
-    throw new ConfigError(
-      `--workers ${config.workers} cannot be combined with --admin: each worker keeps its own ` +
-        `pools and counters, and the admin endpoint would show one worker's share`,
-    );
-  }
   if (
     config.admin && !isLoopback(config.admin.hostname) && config.adminTokenFile === null &&
     !config.adminInsecure

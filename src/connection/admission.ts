@@ -19,19 +19,35 @@ export function accessPolicy(config: FrontendConfig): AccessPolicy | undefined {
   return policy.enabled ? policy : undefined;
 }
 
+/** What {@link SourceLimits.admit} decides. */
+export type SourceVerdict = { key: string } | { refused: "too-many-open" | "too-fast" };
+
+/**
+ * The one table of another thread, asked instead of a table of this
+ * thread's own: a worker asks the main thread (`--workers`), so that a
+ * source's limits hold over every thread.
+ */
+export interface RemoteSources {
+  admit(host: string): Promise<SourceVerdict>;
+  release(key: string): void;
+}
+
 /**
  * `--max-conns-per-source` and `--conn-rate-per-source` over every frontend:
  * one bounded table of client sources (an IPv4 address, or an IPv6 prefix of
- * `--source-ipv6-prefix` bits), owned by the running lb.
+ * `--source-ipv6-prefix` bits), owned by the running lb (the main thread's:
+ * with `remote`, each admission is asked there).
  */
 export class SourceLimits {
   readonly #table: SourceTable;
   readonly #prefix: number;
+  readonly #remote: RemoteSources | undefined;
   #enabled = false;
 
-  constructor(config: Config) {
+  constructor(config: Config, remote?: RemoteSources) {
     this.#table = new SourceTable({ capacity: config.sourceTableSize });
     this.#prefix = config.sourceIPv6Prefix;
+    this.#remote = remote;
     this.configure(config);
   }
 
@@ -62,7 +78,8 @@ export class SourceLimits {
    * @returns The source key to {@link release} when the connection ends, or
    * why it is refused.
    */
-  admit(host: string): { key: string } | { refused: "too-many-open" | "too-fast" } {
+  admit(host: string): SourceVerdict | Promise<SourceVerdict> {
+    if (this.#remote) return this.#remote.admit(host);
     const key = sourceKey(host, this.#prefix);
     const result = this.#table.admit(key);
     return result === "ok" ? { key } : { refused: result };
@@ -70,7 +87,8 @@ export class SourceLimits {
 
   /** Counts a connection `admit` let in out. */
   release(key: string): void {
-    this.#table.release(key);
+    if (this.#remote) this.#remote.release(key);
+    else this.#table.release(key);
   }
 }
 
@@ -81,17 +99,21 @@ export class SourceLimits {
  * @returns The source key to release when the connection ends ("" when no
  * per-source limit applies), or undefined when refused.
  */
-export function admit(
+export async function admit(
   session: Session,
   policy: AccessPolicy | undefined,
   sources: SourceLimits | undefined,
   logger: Logger,
-): string | undefined {
+): Promise<string | undefined> {
   const decision = policy?.check(session.clientHost) ?? "allowed";
   if (decision !== "allowed") return _refuse(session, decision, logger);
   if (!sources?.enabled) return "";
-  const result = sources.admit(session.clientHost);
+  const result = await sources.admit(session.clientHost);
   if ("refused" in result) return _refuse(session, result.refused, logger);
+  if (session.closed) { // ended (shutdown, idle sweep) while the main thread answered
+    sources.release(result.key);
+    return undefined;
+  }
   return result.key;
 }
 

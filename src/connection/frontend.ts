@@ -9,6 +9,7 @@ import type { FrontListener, StreamConn } from "./listen.ts";
 import type { Termination } from "../tls/termination.ts";
 import { proxy, type ProxyContext } from "./proxy.ts";
 import { Session } from "./session.ts";
+import { Cell, type SharedCounters } from "../common/shared_counters.ts";
 
 /** Called once per finished connection (access log, metrics). */
 export type SessionHook = (session: Session) => void;
@@ -17,6 +18,12 @@ export type SessionHook = (session: Session) => void;
 export interface FrontendContext extends Omit<ProxyContext, "pool"> {
   gate: Gate;
   onEnd: SessionHook;
+  /**
+   * Counters shared with the other threads (`--workers`): each backend's open
+   * connections are counted there, by frontend name and backend id.
+   * @default none: this thread counts alone
+   */
+  counters?: SharedCounters | undefined;
 }
 
 /** A listener, its pool, and the connections it has open. */
@@ -25,7 +32,7 @@ export class Frontend {
   /** Replaced when a reload moves the frontend (see `relisten`). */
   listener: FrontListener;
   addr: string;
-  /** Connections open now. */
+  /** Connections open now in this thread. */
   readonly sessions = new Set<Session>();
   /** Connections ever accepted. */
   total = 0;
@@ -37,6 +44,8 @@ export class Frontend {
   #ctx: FrontendContext;
   #proxyCtx: ProxyContext;
   #accepting: Promise<void> | undefined;
+  /** Connections open now in every thread (by frontend name, `--workers`). */
+  readonly #open: Cell;
   #stopped = false;
 
   constructor(
@@ -50,8 +59,15 @@ export class Frontend {
     this.termination = termination;
     this.addr = formatAddr(listener.addr);
     this.#ctx = ctx;
+    this.#open = ctx.counters?.cell(`frontend\0${this.name}`) ?? Cell.local();
     this.#proxyCtx = { ...ctx, pool: new Pool(config.balance, config.backends) };
+    this.#share(this.pool);
     this.configureFrontend(config);
+  }
+
+  /** Connections open now, over every thread. */
+  get open(): number {
+    return this.#open.value;
   }
 
   /** The backends new connections go to; replaced on reload. */
@@ -60,7 +76,18 @@ export class Frontend {
   }
 
   set pool(pool: Pool) {
+    this.#share(pool);
     this.#proxyCtx = { ...this.#proxyCtx, pool };
+  }
+
+  /** Counts each backend's open connections with the other threads' (no-op without workers). */
+  #share(pool: Pool): void {
+    const counters = this.#ctx.counters;
+    if (!counters) return;
+    for (const backend of pool.backends) {
+      backend.share(counters.cell(`backend\0${this.name}\0${backend.id}`));
+    }
+    pool.strategy.share?.(counters.cell(`turn\0${this.name}`));
   }
 
   /** Replaces the connect settings new connections use (on reload). */
@@ -153,13 +180,31 @@ export class Frontend {
         if (fds) await new Promise((resolve) => setTimeout(resolve, 10));
         continue;
       }
+      if (!gate.tryEnter() && !await this.#hold(conn)) return;
       this.#serve(conn);
     }
   }
 
+  /**
+   * Another loop (another frontend or thread) took the last place between
+   * this loop's check and its accept: the client waits, connected and unread,
+   * as it would have in the backlog, until a place frees. Closes it and
+   * returns false when the frontend stops first.
+   */
+  async #hold(conn: StreamConn): Promise<boolean> {
+    const { gate } = this.#ctx;
+    while (!this.#stopped) {
+      await gate.wait();
+      if (gate.tryEnter()) return true;
+    }
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+    return false;
+  }
+
   #serve(conn: StreamConn): void {
     const { gate, onEnd, logger } = this.#ctx;
-    gate.enter();
     this.total++;
     let session: Session;
     try {
@@ -174,6 +219,7 @@ export class Frontend {
       return;
     }
     this.sessions.add(session);
+    this.#open.add();
     proxy(session, this.#proxyCtx).catch((error) => {
       // A bug on one connection's path: that connection closes, lb goes on.
       session.abort("reset");
@@ -184,6 +230,7 @@ export class Frontend {
       );
     }).finally(() => {
       this.sessions.delete(session);
+      this.#open.sub();
       this.bytesIn += session.up.bytes;
       this.bytesOut += session.down.bytes;
       gate.leave();

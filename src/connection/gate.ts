@@ -1,32 +1,54 @@
+import { Cell } from "../common/shared_counters.ts";
+
+/** Longest an accept loop waits at a full gate before it looks again (a missed wake-up costs this). */
+const RECHECK_MS = 250;
+
 /**
- * Counts open connections against a limit shared by every frontend. Accept
- * loops `wait()` before accepting, so that past the limit clients stay in the
- * kernel's backlog (backpressure) instead of being accepted and dropped.
+ * Counts open connections against `--max-conns`, shared by every frontend
+ * and, through a shared {@link Cell}, by every thread (`--workers`). Accept
+ * loops `wait()` before accepting, so that past the limit clients stay in
+ * the kernel's backlog (backpressure) instead of being accepted and dropped;
+ * a connection is counted in with `tryEnter`, one atomic step, so the limit
+ * holds exactly even when several loops accept at once.
  */
 export class Gate {
   /** Most at once; 0 is no limit. */
   limit: number;
-  #open = 0;
+  readonly #cell: Cell;
   #waiters: (() => void)[] = [];
 
-  constructor(limit: number) {
+  /** @param cell The count, shared with other threads. @default one for this thread alone */
+  constructor(limit: number, cell: Cell = Cell.local()) {
     this.limit = limit;
+    this.#cell = cell;
   }
 
-  /** Connections open now. */
+  /** Connections open now, over every thread. */
   get open(): number {
-    return this.#open;
+    return this.#cell.value;
   }
 
-  /** Resolves when one more connection may be accepted. */
+  /**
+   * Resolves when one more connection may be accepted, or may be: the caller
+   * checks again. Undefined when it may be now.
+   */
   wait(): Promise<void> | undefined {
-    if (this.limit === 0 || this.#open < this.limit) return undefined;
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    const seen = this.#cell.value;
+    if (this.limit === 0 || seen < this.limit) return undefined;
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      // Another thread's connection ending changes the count, not this thread's waiters.
+      void this.#cell.changed(seen, RECHECK_MS)?.then(() => {
+        const at = this.#waiters.indexOf(resolve);
+        if (at >= 0) this.#waiters.splice(at, 1);
+        resolve();
+      });
+    });
   }
 
-  /** Counts a connection in. */
-  enter(): void {
-    this.#open++;
+  /** Counts a connection in unless the gate is full; whether it did. */
+  tryEnter(): boolean {
+    return this.#cell.tryAdd(this.limit);
   }
 
   /**
@@ -35,8 +57,8 @@ export class Gate {
    * freed slot belongs to another frontend's loop, left asleep.
    */
   leave(): void {
-    this.#open--;
-    for (const wake of this.#waiters.splice(0)) wake();
+    this.#cell.sub();
+    this.wakeAll();
   }
 
   /**

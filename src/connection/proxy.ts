@@ -43,7 +43,7 @@ export interface ProxyContext {
  */
 export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
   if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
-  const source = admit(session, ctx.policy, ctx.sources, ctx.logger);
+  const source = await admit(session, ctx.policy, ctx.sources, ctx.logger);
   if (source === undefined) return;
   try {
     const tls = "handshake" in session.client;
@@ -112,11 +112,13 @@ async function connectBackend(
 ): Promise<StreamConn | undefined> {
   const tried = new Set<Backend>();
   const attempts = ctx.retries === null ? Infinity : ctx.retries + 1;
-  while (tried.size < attempts) {
+  let dials = 0;
+  while (dials < attempts) {
     const backend = ctx.pool.pick(session.clientHost, tried, among);
     if (!backend) break;
     tried.add(backend);
-    backend.picked();
+    if (!backend.picked()) continue; // full since the pick (another thread): not a try
+    dials++;
     try {
       const tcp = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
       const conn = backend.tls

@@ -8,9 +8,10 @@ import type { Session } from "../connection/session.ts";
 import { Health, HealthChecker } from "../balancing/health.ts";
 import type { Backend } from "../balancing/backend.ts";
 import { type FrontendConfig, frontendWithDefaults } from "../config/config.ts";
-import { SourceLimits } from "../connection/admission.ts";
+import { type RemoteSources, SourceLimits } from "../connection/admission.ts";
 import type { Logger } from "../observability/log.ts";
 import { DiscoveredBackends } from "./discovered.ts";
+import type { SharedCounters } from "../common/shared_counters.ts";
 
 /** A frontend's listener, opened and not yet accepting, and its TLS termination if any. */
 export interface Opened {
@@ -35,11 +36,6 @@ function _reuse(config: Config): boolean {
   return config.workers > 1;
 }
 
-/** Each of `workers` threads admits its share of `maxConns` (0, no limit, stays 0). */
-export function gateShare(maxConns: number, workers: number): number {
-  return maxConns > 0 && workers > 1 ? Math.ceil(maxConns / workers) : maxConns;
-}
-
 /** Options of {@link Lb.open}. */
 export interface LbOptions {
   /**
@@ -54,6 +50,18 @@ export interface LbOptions {
    * @default none: this lb checks and decides itself
    */
   followHealth?: (backend: Backend, why: string | undefined) => void;
+  /**
+   * Counters shared with the other threads (`--workers`): the `--max-conns`
+   * gate and each backend's open connections are then one count over all.
+   * @default none: this lb counts alone
+   */
+  counters?: SharedCounters;
+  /**
+   * The per-source table is another thread's (a worker asks the main
+   * thread's), so that a source's limits hold over every thread.
+   * @default this lb's own table
+   */
+  remoteSources?: RemoteSources;
 }
 
 /** How the latest reload ended, as `/stats` shows it. */
@@ -175,8 +183,9 @@ export class Lb implements AsyncDisposable {
     const discovery = options.discovery ?? DiscoveredBackends.empty(logger);
     const health = new Health(config.health, logger);
     const ctx: FrontendContext = {
-      gate: new Gate(gateShare(config.maxConns, config.workers)),
-      sources: new SourceLimits(config),
+      gate: new Gate(config.maxConns, options.counters?.cell("gate")),
+      counters: options.counters,
+      sources: new SourceLimits(config, options.remoteSources),
       logger,
       onEnd,
       connectTimeout: config.connectTimeout,
@@ -303,7 +312,7 @@ export class Lb implements AsyncDisposable {
     for (const frontend of frontends) frontend.configure(settings);
     this.frontends.splice(0, this.frontends.length, ...frontends);
     for (const frontend of retired) this.#retired.add(frontend);
-    this.gate.limit = gateShare(next.maxConns, this.#config.workers);
+    this.gate.limit = next.maxConns;
     this.gate.wakeAll();
     this.sources.configure(next);
     if (next.idleTimeout !== this.#config.idleTimeout) this.#startIdleSweep(next.idleTimeout);

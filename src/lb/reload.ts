@@ -31,7 +31,7 @@ export interface ReloadResult {
  *
  * @param lb The running lb.
  * @param flags The command line lb was started with.
- * @param adjust Changes the loaded config before it applies (a worker's bound ports).
+ * @param peers The other threads, which take the config too, all or none.
  * @returns Whether the reload took effect, and a one-line message.
  * @example
  * ```ts
@@ -41,11 +41,11 @@ export interface ReloadResult {
 export async function reloadFromFlags(
   lb: Lb,
   flags: Flags,
-  adjust: (config: Config) => Config = (config) => config,
+  peers?: ReloadPeers,
 ): Promise<ReloadResult> {
   let result: ReloadResult;
   try {
-    const summary = await reload(lb, adjust(await loadConfig(flags)));
+    const summary = await reload(lb, await loadConfig(flags), peers);
     result = { ok: true, message: `applied ${flags.config ?? "flags"}: ${summary}` };
   } catch (error) {
     result = { ok: false, message: `rejected, old config kept: ${describe(error)}` };
@@ -53,6 +53,24 @@ export async function reloadFromFlags(
   lb.logger.log("reload", result.message);
   lb.reloads.record(result);
   return result;
+}
+
+/**
+ * The other threads of a reload (`--workers`), from one thread's side: the
+ * main thread's view is its workers, a worker's view is the main thread.
+ * A reload applies only once every thread has planned it (listeners open,
+ * certificates read): one that cannot refuses it for all.
+ */
+export interface ReloadPeers {
+  /**
+   * Has every other thread plan `next`, with each frontend on `ports` (the
+   * ports this thread's plan listens on, by frontend name).
+   *
+   * @throws {Error} Why one of them could not; every thread then keeps its config.
+   */
+  prepare(next: Config, ports: ReadonlyMap<string, number>): Promise<void>;
+  /** Tells every thread that planned whether to apply its plan (true) or drop it. */
+  decide(apply: boolean): void;
 }
 
 /**
@@ -64,31 +82,79 @@ export async function reloadFromFlags(
  * address before the old one closes. Every new listener opens before anything
  * changes: if one cannot, the others are closed and nothing changes.
  * Restart-only fields (`admin`, `log`, `logFile`, `workers`) are kept.
- * Reloads run one at a time.
+ * Reloads run one at a time. With `peers`, it applies only if every other
+ * thread has planned it too.
  *
  * @param lb The running lb.
  * @param next The new config.
+ * @param peers The other threads, which take the config too, all or none.
  * @returns A one-line summary of what changed.
  * @throws {Error} When a new listener cannot open, or lb is shutting down;
  * the running config is untouched then.
  */
-export function reload(lb: Lb, next: Config): Promise<string> {
+export function reload(lb: Lb, next: Config, peers?: ReloadPeers): Promise<string> {
   const copy = structuredClone(next); // the caller's objects are never shared with lb
   return lb.exclusive(async () => {
     if (lb.stopping) throw new Error("lb is shutting down");
     const names = await lb.discovery.prepare(copy);
-    let plan: _Plan;
+    let plan: _Plan | undefined;
     try {
       // A shutdown may have begun during the lookups: it stopped the names it knew.
       if (lb.stopping) throw new Error("lb is shutting down");
       plan = _plan(lb, copy, names.expand);
+      // Names are looked up here only: the other threads get their addresses.
+      const expanded = { ...copy, frontends: copy.frontends.map(names.expand) };
+      await peers?.prepare(expanded, _ports(lb, plan, copy));
+      if (lb.stopping) throw new Error("lb is shutting down");
     } catch (error) {
+      peers?.decide(false);
+      for (const opened of plan?.listeners.values() ?? []) opened.listener.close();
       await names.abort();
       throw error;
     }
+    peers?.decide(true);
     await names.commit();
     return await _apply(lb, plan, copy);
   });
+}
+
+/**
+ * `lb`'s config with each name entry replaced by the addresses it has now:
+ * what another thread runs (`--workers`), which looks up no name itself.
+ */
+export function expandedConfig(lb: Lb): Config {
+  const config = structuredClone(lb.config) as Config;
+  return { ...config, frontends: config.frontends.map((f) => lb.discovery.expand(f)) };
+}
+
+/**
+ * Takes the pools of `next` (an {@link expandedConfig} from the main thread,
+ * whose names changed addresses) the way a DNS change applies: kept backends
+ * stay the same objects, removed ones drain.
+ */
+export function followPools(lb: Lb, next: Config): Promise<void> {
+  return lb.exclusive(() => {
+    if (lb.stopping) return Promise.resolve();
+    for (const frontend of lb.frontends) {
+      const config = next.frontends.find((f) => f.name === frontend.name);
+      if (!config) continue;
+      // New addresses wait for the main thread's health (a `sync` after this) when it checks.
+      const plan = planPool(frontend.pool, config, { join: lb.health.config.interval > 0 });
+      if (plan.changes.length === 0) continue;
+      plan.apply();
+      frontend.pool = plan.pool;
+    }
+    return Promise.resolve();
+  });
+}
+
+/** The port each frontend of `next` listens on once `plan` applies. */
+function _ports(lb: Lb, plan: _Plan, next: Config): Map<string, number> {
+  const current = new Map(lb.frontends.map((f) => [f.name, f.listener.addr.port]));
+  return new Map(next.frontends.map((f) => [
+    f.name,
+    plan.listeners.get(f.name)?.listener.addr.port ?? current.get(f.name) ?? f.listen.port,
+  ]));
 }
 
 /**
@@ -216,7 +282,7 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
     for (const backend of frontend.pool.backends) backend.drain();
     waits.push(frontend.stop());
     retired.push(frontend);
-    changes.push(`-frontend ${name} (${frontend.sessions.size} connection(s) draining)`);
+    changes.push(`-frontend ${name} (${frontend.open} connection(s) draining)`);
   }
   const restart = RESTART_ONLY.filter((key) =>
     JSON.stringify(lb.config[key]) !== JSON.stringify(next[key])

@@ -6,6 +6,7 @@ import { loadConfig } from "../config/load.ts";
 import { readAdminToken } from "../observability/admin_guard.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
 import { Workers } from "../workers/worker.ts";
+import { SharedCounters } from "../common/shared_counters.ts";
 import { checkNames } from "./discovered.ts";
 import { serve } from "./serve.ts";
 import { CertError, CertStore, readCaCerts } from "../tls/certs.ts";
@@ -78,15 +79,18 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const logger = new Logger();
+  const counters = config.workers > 1 ? SharedCounters.create(config.workers) : undefined;
   return await serve(config, {
     flags,
     logger,
     adminToken,
-    ...(config.workers > 1
+    counters,
+    ...(counters
       ? {
         startWorkers: (lb, accessLog) =>
           Workers.start(config, lb, args, {
             logger,
+            counters,
             onAccessLog: (lines) => accessLog.recordLines(lines),
           }),
       }

@@ -13,18 +13,32 @@ import type { Flags } from "../config/flags.ts";
 import { AccessLog } from "../observability/access_log.ts";
 import { Admin } from "../observability/admin.ts";
 import { type Logger, stderrSink } from "../observability/log.ts";
-import { Metrics } from "../observability/metrics.ts";
+import { Metrics, type Tally } from "../observability/metrics.ts";
 import { checkFdLimit } from "./fd_limit.ts";
 import { Lb } from "./lb.ts";
 import type { Backend } from "../balancing/backend.ts";
 import { CertError } from "../tls/certs.ts";
 import { DiscoveredBackends } from "./discovered.ts";
-import { followDiscovery, reloadFromFlags } from "./reload.ts";
+import { followDiscovery, reloadFromFlags, type ReloadPeers } from "./reload.ts";
+import type { SharedCounters } from "../common/shared_counters.ts";
+import type { RemoteSources } from "../connection/admission.ts";
 
 /** Threads started beside the main one, from the main thread's side. */
 export interface Helpers {
   /** Waits for them to drain after the stop signal (each drains itself), up to `timeoutMs`. */
   stopped(timeoutMs: number): Promise<void>;
+  /** A reload applies to every thread or to none. */
+  readonly peers: ReloadPeers;
+  /** Their counters now, for the admin's one view (a thread that died leaves its counters). */
+  tallies(): Promise<Tally[]>;
+  /** The names' addresses changed here: every thread takes the new pools. */
+  followPools(): void;
+  /** An operator's drain or enable (admin), passed on to every thread; resolves once all applied it. */
+  backendAction(
+    id: string,
+    action: "drain" | "enable",
+    frontends: readonly string[],
+  ): Promise<void>;
 }
 
 /** Options for {@link serve}. */
@@ -43,10 +57,12 @@ export interface ServeOptions {
   forwardAccessLog?: (lines: string) => void;
   /** A worker: health is the main thread's; failed connects go there (see `LbOptions`). */
   followHealth?: (backend: Backend, why: string | undefined) => void;
-  /** Called with the lb once it is open (a worker applies the main thread's health to it). */
-  onLb?: (lb: Lb) => void;
-  /** Changes a reloaded config before it applies (a worker takes the main thread's ports). */
-  adjust?: (config: Config) => Config;
+  /** Called with the lb once it is open (a worker applies the main thread's messages to it). */
+  onLb?: (lb: Lb, metrics: Metrics) => void;
+  /** Counters shared by every thread (`--workers` above 1). @default none */
+  counters?: SharedCounters | undefined;
+  /** A worker: per-source limits are asked of the main thread's table (see `LbOptions`). */
+  remoteSources?: RemoteSources;
   /** Called once every listener is open and announced. */
   onReady?: () => void;
   /** Where the one line goes when something cannot start. @default `lb: LINE` on stderr */
@@ -64,25 +80,24 @@ const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
  * access log or a worker cannot start (one line on stderr says which).
  */
 export async function serve(config: Config, options: ServeOptions): Promise<number> {
-  const { flags, logger } = options;
+  const { logger } = options;
   const main = options.main ?? true;
   // Signals are registered before the first await: Deno only starts
   // listening for them once the event loop turns, and a signal right after
   // "listening on" must not be lost (nor kill lb without a drain).
-  let reloadable: Lb | undefined;
-  const onHup = () => {
-    if (reloadable) void reloadFromFlags(reloadable, flags, options.adjust);
-  };
-  Deno.addSignalListener("SIGHUP", onHup);
+  // A worker reloads when the main thread tells it to, never on its own.
+  let reloadable: (() => Promise<unknown>) | undefined;
+  const onHup = () => void reloadable?.();
+  if (main) Deno.addSignalListener("SIGHUP", onHup);
   let onStop!: (signal: Deno.Signal) => void;
   const stopSignal = new Promise<Deno.Signal>((resolve) => onStop = resolve);
   const stopHandlers = STOP_SIGNALS.map((signal) => [signal, () => onStop(signal)] as const);
   for (const [signal, handler] of stopHandlers) Deno.addSignalListener(signal, handler);
   try {
     if (main) checkFdLimit(config.maxConns, logger);
-    return await _serve(config, options, stopSignal, (lb) => reloadable = lb);
+    return await _serve(config, options, stopSignal, (reload) => reloadable = reload);
   } finally {
-    Deno.removeSignalListener("SIGHUP", onHup);
+    if (main) Deno.removeSignalListener("SIGHUP", onHup);
     for (const [signal, handler] of stopHandlers) Deno.removeSignalListener(signal, handler);
   }
 }
@@ -91,7 +106,7 @@ async function _serve(
   config: Config,
   options: ServeOptions,
   stopSignal: Promise<Deno.Signal>,
-  serving: (lb: Lb) => void,
+  serving: (reload: () => Promise<unknown>) => void,
 ): Promise<number> {
   const { flags, logger } = options;
   const main = options.main ?? true;
@@ -121,7 +136,12 @@ async function _serve(
     opened = Lb.open(config, logger, (session) => {
       metrics.observe(session);
       accessLog.record(session);
-    }, { discovery, ...(options.followHealth ? { followHealth: options.followHealth } : {}) });
+    }, {
+      discovery,
+      ...(options.followHealth ? { followHealth: options.followHealth } : {}),
+      ...(options.counters ? { counters: options.counters } : {}),
+      ...(options.remoteSources ? { remoteSources: options.remoteSources } : {}),
+    });
   } catch (error) {
     await discovery.stop();
     if (error instanceof CertError) return fail(error.message);
@@ -129,7 +149,7 @@ async function _serve(
     return fail(`cannot listen on ${where}: ${describe(error)}`);
   }
   await using lb = opened;
-  options.onLb?.(lb);
+  options.onLb?.(lb, metrics);
   for (const frontend of config.frontends) {
     for (const backend of frontend.backends) {
       if (backend.tls && backend.tlsVerify === false) {
@@ -141,7 +161,9 @@ async function _serve(
       }
     }
   }
-  discovery.follow(() => void followDiscovery(lb));
+  discovery.follow(() => void followDiscovery(lb).then(() => workers?.followPools()));
+  let workers: Helpers | undefined;
+  const reload = () => reloadFromFlags(lb, flags, workers?.peers);
   let admin: Admin | undefined;
   if (main && config.admin) {
     try {
@@ -149,15 +171,16 @@ async function _serve(
         lb,
         metrics,
         logger,
-        reload: () => reloadFromFlags(lb, flags, options.adjust),
+        reload,
         token: options.adminToken,
+        others: () => workers?.tallies() ?? Promise.resolve([]),
+        onBackendAction: (id, action, frontends) => workers?.backendAction(id, action, frontends),
       });
     } catch (error) {
       return fail(`cannot listen on admin ${formatHostPort(config.admin)}: ${describe(error)}`);
     }
   }
   await using _admin = admin;
-  let workers: Helpers | undefined;
   if (options.startWorkers) {
     try {
       workers = await options.startWorkers(lb, accessLog);
@@ -168,7 +191,7 @@ async function _serve(
 
   lb.start();
   admin?.announce();
-  serving(lb);
+  serving(reload);
   options.onReady?.();
 
   const received = await stopSignal;

@@ -10,7 +10,7 @@
 import { formatAddr, type HostPort } from "../common/address.ts";
 import type { Backend } from "../balancing/backend.ts";
 import type { Logger } from "./log.ts";
-import type { Metrics, MetricsSource } from "./metrics.ts";
+import type { Metrics, MetricsSource, Tally } from "./metrics.ts";
 import { describe } from "../common/errors.ts";
 import { STATS_PAGE } from "./stats_page.ts";
 import { AdminHttp, type HttpLimits } from "./admin_http.ts";
@@ -18,6 +18,16 @@ import { allowedHosts, bearerMatches, isLoopback } from "./admin_guard.ts";
 
 /** Reloads the configuration: whether it applied, and one line for the operator. */
 export type ReloadHook = () => Promise<{ ok: boolean; message: string }>;
+
+/**
+ * Passes on a drain or enable of backend `id` applied in `frontends` (to the
+ * other threads); the answer waits for a promise it returns.
+ */
+export type BackendActionHook = (
+  id: string,
+  action: "drain" | "enable",
+  frontends: readonly string[],
+) => void | Promise<void>;
 
 /** Options for {@link Admin.start}. */
 export interface AdminOptions {
@@ -34,6 +44,19 @@ export interface AdminOptions {
   token?: string | undefined;
   /** Bounds on each admin connection. @default HTTP_LIMITS */
   limits?: Partial<HttpLimits> | undefined;
+  /**
+   * The other threads' counters (`--workers`), fetched for each `/metrics`
+   * and `/stats` and added to this thread's; when it throws, those answer
+   * with this thread's alone. @default none: this thread counts alone
+   */
+  others?: (() => Promise<readonly Tally[]>) | undefined;
+  /**
+   * Called after a drain or enable applied here, with the backend's id and
+   * the frontends it applied in, so that the other threads follow. The
+   * answer waits for a promise it returns (a rejection answers 500).
+   * @default none
+   */
+  onBackendAction?: BackendActionHook | undefined;
 }
 
 /** What {@link handle} knows of the connection a request came on. */
@@ -176,19 +199,20 @@ export async function handle(
           headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
         });
       }
+      const others = await _others(options);
       if (path === "/metrics") {
-        return new Response(options.metrics.prometheus(options.lb), {
+        return new Response(options.metrics.prometheus(options.lb, undefined, others), {
           headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
         });
       }
-      return json(200, options.metrics.snapshot(options.lb));
+      return json(200, options.metrics.snapshot(options.lb, undefined, others));
     }
     const action = ACTION.exec(path);
     if (action || path === "/reload") {
       if (method !== "POST") return notAllowed("POST");
       if (crossSite(request)) return json(403, { error: "cross-site request refused" });
       if (path === "/reload") return await reload(options);
-      return backendAction(
+      return await backendAction(
         _decode(action![1]!),
         action![2] as "drain" | "enable",
         url,
@@ -202,12 +226,12 @@ export async function handle(
   }
 }
 
-function backendAction(
+async function backendAction(
   id: string,
   action: "drain" | "enable",
   url: URL,
   options: AdminOptions,
-): Response {
+): Promise<Response> {
   const only = url.searchParams.get("frontend");
   const hits: { frontend: string; backend: Backend }[] = [];
   for (const frontend of options.lb.frontends) {
@@ -221,16 +245,28 @@ function backendAction(
     if (action === "drain") backend.drain();
     else backend.enable();
   }
-  const where = hits.map((h) => h.frontend).join(", ");
+  const frontends = hits.map((h) => h.frontend);
   options.logger.log(
     "admin",
-    `backend ${id} ${action === "drain" ? "drained" : "enabled"} (${where})`,
+    `backend ${id} ${action === "drain" ? "drained" : "enabled"} (${frontends.join(", ")})`,
   );
-  return json(200, {
-    id,
-    drained: action === "drain",
-    frontends: hits.map((h) => h.frontend),
-  });
+  await options.onBackendAction?.(id, action, frontends);
+  return json(200, { id, drained: action === "drain", frontends });
+}
+
+/** The other threads' tallies; none (this thread alone, logged) when they cannot be had. */
+async function _others(options: AdminOptions): Promise<readonly Tally[]> {
+  if (!options.others) return [];
+  try {
+    return await options.others();
+  } catch (error) {
+    options.logger.limited(
+      "admin:others",
+      "admin",
+      `showing this thread's counters alone: cannot collect the other threads': ${describe(error)}`,
+    );
+    return [];
+  }
 }
 
 async function reload(options: AdminOptions): Promise<Response> {

@@ -5,7 +5,9 @@
  * `Backend`, the `Lb`'s `ReloadStats` and drain state) at scrape time, plus
  * the bytes open connections have moved so far; only the duration histograms
  * and the end reasons are kept here, fed by {@link Metrics.observe} once per
- * finished connection.
+ * finished connection. With worker threads each thread's counters travel as a
+ * plain {@link Tally}; the admin adds the others' to its own
+ * ({@link addTallies}) and shows one view.
  * @module
  */
 import type { Backend } from "../balancing/backend.ts";
@@ -74,8 +76,61 @@ export const DURATION_BUCKETS: readonly number[] = [
   3600,
 ];
 
+/** A duration histogram as plain data (it crosses threads in a {@link Tally}). */
+export interface HistogramData {
+  /** Observations at most each bound of {@link DURATION_BUCKETS}, in that order (cumulative). */
+  counts: number[];
+  /** All observations. */
+  count: number;
+  /** Of all observations, seconds. */
+  sum: number;
+}
+
+/** One backend's counters in one thread, in a {@link FrontendTally}. */
+export interface BackendTally {
+  total: number;
+  /** Bytes from clients sent to this backend, open connections included. */
+  bytesIn: number;
+  /** Bytes from this backend sent to clients, open connections included. */
+  bytesOut: number;
+  connectFailures: number;
+  duration: HistogramData;
+}
+
+/** One frontend's counters in one thread, in a {@link Tally}. */
+export interface FrontendTally {
+  /** Client connections open now (a gauge). */
+  active: number;
+  total: number;
+  /** Bytes from clients: finished connections plus what open ones moved so far. */
+  bytesIn: number;
+  /** Bytes to clients: finished connections plus what open ones moved so far. */
+  bytesOut: number;
+  ended: Record<EndReason, number>;
+  /** Refused connections by reason. */
+  refused: Record<string, number>;
+  /** Finished connections by SNI route. */
+  routes: Record<string, number>;
+  duration: HistogramData;
+  /** Open connections, the oldest first, at most {@link MAX_LISTED_CONNECTIONS} (a gauge). */
+  connections: ConnectionStats[];
+  /** By backend id. */
+  backends: Record<string, BackendTally>;
+}
+
+/**
+ * What one thread counted: plain data, so that it can be posted to another
+ * thread, and additive ({@link addTallies}).
+ */
+export interface Tally {
+  /** By frontend name. */
+  frontends: Record<string, FrontendTally>;
+  /** The thread's per-source table: `size` is a gauge, `evictions` a counter. */
+  sources: { size: number; evictions: number };
+}
+
 /** A cumulative histogram in the Prometheus sense. */
-class Histogram {
+class Histogram implements HistogramData {
   readonly counts = new Array<number>(DURATION_BUCKETS.length).fill(0);
   count = 0;
   sum = 0;
@@ -185,7 +240,8 @@ export function backendState(backend: Backend): BackendStats["state"] {
 }
 
 /**
- * Collects what finished connections leave behind and renders everything.
+ * Collects what finished connections leave behind and renders everything:
+ * this thread's counters plus the other threads' tallies, if any.
  *
  * @example
  * ```ts
@@ -218,7 +274,7 @@ export class Metrics {
     if (!extra) {
       extra = {
         duration: new Histogram(),
-        ended: Object.fromEntries(END_REASONS.map((r) => [r, 0])) as Record<EndReason, number>,
+        ended: _zeroEnded(),
         refused: new Map(),
         routes: new Map(),
       };
@@ -237,182 +293,406 @@ export class Metrics {
   }
 
   /**
-   * The state of every frontend and backend now. Bytes are live: finished
-   * connections plus what open ones have moved so far.
+   * This thread's counters now, for each frontend of `source`: what its
+   * frontends, backends and open connections hold, plus what finished
+   * connections left here. Plain data: it can be posted to another thread.
+   *
+   * @param source This thread's lb.
+   * @param now The time open connections' ages are measured at, ms since the epoch.
+   * @returns A new tally; later traffic does not change it.
+   *
+   * @example
+   * ```ts
+   * self.postMessage({ tally: metrics.tally(lb) });
+   * ```
    */
-  snapshot(source: MetricsSource, now: number = Date.now()): StatsSnapshot {
+  tally(source: MetricsSource, now: number = Date.now()): Tally {
     return {
-      version: VERSION,
-      time: new Date(now).toISOString(),
-      startedAt: new Date(source.started).toISOString(),
-      uptimeSeconds: Math.max(0, now - source.started) / 1000,
-      rssBytes: Deno.memoryUsage().rss,
-      draining: source.draining ?? false,
-      reloads: {
-        applied: source.reloads?.applied ?? 0,
-        rejected: source.reloads?.rejected ?? 0,
-        last: source.reloads?.last ? { ...source.reloads.last } : null,
-      },
+      frontends: Object.fromEntries(
+        source.frontends.map((frontend) => [frontend.name, this.#frontendTally(frontend, now)]),
+      ),
       sources: { size: source.sources?.size ?? 0, evictions: source.sources?.evictions ?? 0 },
-      discovery: source.discovery?.stats() ?? [],
-      frontends: source.frontends.map((f) => this.#frontendStats(f)),
     };
   }
 
-  #frontendStats(frontend: Frontend): FrontendStats {
-    let bytesIn = frontend.bytesIn;
-    let bytesOut = frontend.bytesOut;
-    const open = new Map<Backend, { bytesIn: number; bytesOut: number }>();
-    const connections: ConnectionStats[] = [];
-    const now = Date.now();
-    for (const session of frontend.sessions) {
-      bytesIn += session.up.bytes;
-      bytesOut += session.down.bytes;
-      if (connections.length < MAX_LISTED_CONNECTIONS) {
-        connections.push({
-          client: session.clientAddr,
-          ...(session.peerAddr === undefined ? {} : { peer: session.peerAddr }),
-          ...(session.serverName === undefined ? {} : { sni: session.serverName }),
-          backend: session.backend?.id ?? null,
-          bytesIn: session.up.bytes,
-          bytesOut: session.down.bytes,
-          ageSeconds: Math.max(0, now - session.started) / 1000,
-        });
-      }
-      if (session.backend) {
-        const live = open.get(session.backend) ?? { bytesIn: 0, bytesOut: 0 };
-        live.bytesIn += session.up.bytes;
-        live.bytesOut += session.down.bytes;
-        open.set(session.backend, live);
-      }
-    }
-    return {
-      name: frontend.name,
-      addr: frontend.addr,
-      balance: frontend.pool.balance,
+  #frontendTally(frontend: Frontend, now: number): FrontendTally {
+    const extra = this.#frontend(frontend.name);
+    const backends = new Map(frontend.pool.backends.map((b) => [b, this.#backendTally(b)]));
+    const tally: FrontendTally = {
       active: frontend.sessions.size,
       total: frontend.total,
-      bytesIn,
-      bytesOut,
-      ended: { ...this.#frontend(frontend.name).ended },
-      connections,
-      backends: frontend.pool.backends.map((backend) => {
-        const live = open.get(backend);
-        return {
-          id: backend.id,
-          state: backendState(backend),
-          healthy: backend.healthy,
-          drained: backend.drained,
-          backup: backend.backup,
-          weight: backend.weight,
-          maxConn: backend.maxConn,
-          active: backend.active,
-          total: backend.total,
-          bytesIn: backend.bytesIn + (live?.bytesIn ?? 0),
-          bytesOut: backend.bytesOut + (live?.bytesOut ?? 0),
-          connectFailures: backend.connectFailures,
-          lastCheckMs: backend.health.lastCheckMs,
-          lastError: backend.health.lastError ?? null,
-        };
-      }),
+      bytesIn: frontend.bytesIn,
+      bytesOut: frontend.bytesOut,
+      ended: { ...extra.ended },
+      refused: Object.fromEntries(extra.refused),
+      routes: Object.fromEntries(extra.routes),
+      duration: _copyHistogram(extra.duration),
+      connections: [],
+      backends: Object.fromEntries([...backends].map(([backend, t]) => [backend.id, t])),
+    };
+    for (const session of frontend.sessions) {
+      _addOpen(tally, session.backend && backends.get(session.backend), session, now);
+    }
+    return tally;
+  }
+
+  #backendTally(backend: Backend): BackendTally {
+    return {
+      total: backend.total,
+      bytesIn: backend.bytesIn,
+      bytesOut: backend.bytesOut,
+      connectFailures: backend.connectFailures,
+      duration: _copyHistogram(this.#backends.get(backend) ?? new Histogram()),
     };
   }
 
-  /** Everything in the Prometheus text exposition format (version 0.0.4). */
-  prometheus(source: MetricsSource, now: number = Date.now()): string {
-    const snap = this.snapshot(source, now);
+  /** This thread's tally plus the others'. */
+  #sum(source: MetricsSource, now: number, others: readonly Tally[]): Tally {
+    return others.reduce(addTallies, this.tally(source, now));
+  }
+
+  /**
+   * The state of every frontend and backend now. Bytes are live: finished
+   * connections plus what open ones have moved so far. Which frontends and
+   * backends exist, and their settings and health, come from `source`; the
+   * counters are this thread's plus `others`' (a backend's `active` excepted:
+   * `source` already counts it over every thread).
+   *
+   * @param source This thread's lb.
+   * @param now The snapshot time, ms since the epoch.
+   * @param others The other threads' tallies (see {@link Metrics.tally}).
+   */
+  snapshot(
+    source: MetricsSource,
+    now: number = Date.now(),
+    others: readonly Tally[] = [],
+  ): StatsSnapshot {
+    return _snapshot(source, now, this.#sum(source, now, others));
+  }
+
+  /**
+   * Everything in the Prometheus text exposition format (version 0.0.4),
+   * counted as {@link Metrics.snapshot} counts.
+   *
+   * @param source This thread's lb.
+   * @param now The scrape time, ms since the epoch.
+   * @param others The other threads' tallies (see {@link Metrics.tally}).
+   */
+  prometheus(
+    source: MetricsSource,
+    now: number = Date.now(),
+    others: readonly Tally[] = [],
+  ): string {
+    const tally = this.#sum(source, now, others);
+    const snap = _snapshot(source, now, tally);
     const out = new _Exposition();
-    out.family("lb_info", "gauge", "Build information.", [[{ version: VERSION }, 1]]);
-    for (const [name, type, help, value] of PROCESS_FAMILIES) {
-      out.family(name, type, help, [[{}, value(snap, source)]]);
-    }
-    out.family("lb_reloads_total", "counter", "Reloads (SIGHUP, POST /reload) by result.", [
-      [{ result: "applied" }, snap.reloads.applied],
-      [{ result: "rejected" }, snap.reloads.rejected],
-    ]);
-    out.family(
-      "lb_source_table_entries",
-      "gauge",
-      "Client sources tracked for the per-source limits.",
-      [[{}, snap.sources.size]],
-    );
-    out.family(
-      "lb_source_table_evictions_total",
-      "counter",
-      "Client sources dropped to keep the per-source table within --source-table-size.",
-      [[{}, snap.sources.evictions]],
-    );
-    out.family(
-      "lb_dns_lookups_total",
-      "counter",
-      "DNS lookups of backends given by name, by outcome (ok, nxdomain, empty, timeout, unreachable, error).",
-      snap.discovery.flatMap((dns) =>
-        Object.entries(dns.lookups).map(([result, n]) => [{ name: dns.name, result }, n] as const)
-      ),
-    );
-    out.family(
-      "lb_dns_endpoints",
-      "gauge",
-      "Addresses a backend name has now (its last good answer).",
-      snap.discovery.map((dns) => [{ name: dns.name }, dns.endpoints.length] as const),
-    );
-    for (const [name, type, help, value] of FRONTEND_FAMILIES) {
-      out.family(name, type, help, snap.frontends.map((fe) => [{ frontend: fe.name }, value(fe)]));
-    }
-    out.family(
-      "lb_frontend_connections_ended_total",
-      "counter",
-      "Finished client connections by how they ended.",
-      snap.frontends.flatMap((fe) =>
-        END_REASONS.map((reason) => [{ frontend: fe.name, reason }, fe.ended[reason]] as const)
-      ),
-    );
-    out.family(
-      "lb_frontend_refused_total",
-      "counter",
-      "Client connections refused before a backend was dialled, by reason (proxy-REASON: a bad PROXY header).",
-      snap.frontends.flatMap((fe) =>
-        [...this.#frontend(fe.name).refused].map(([reason, n]) =>
-          [{ frontend: fe.name, reason }, n] as const
-        )
-      ),
-    );
-    out.family(
-      "lb_frontend_sni_routes_total",
-      "counter",
-      "Finished client connections routed by TLS server name, by the matched sni= name (or default).",
-      snap.frontends.flatMap((fe) =>
-        [...this.#frontend(fe.name).routes].map(([route, n]) =>
-          [{ frontend: fe.name, route }, n] as const
-        )
-      ),
-    );
-    out.histogram(
-      "lb_frontend_connection_duration_seconds",
-      "Duration of finished client connections.",
-      snap.frontends.map((fe) => [{ frontend: fe.name }, this.#frontend(fe.name).duration]),
-    );
-    const backends = snap.frontends.flatMap((fe) =>
-      fe.backends.map((be) => ({ labels: { frontend: fe.name, backend: be.id }, be }))
-    );
-    for (const [name, type, help, value] of BACKEND_FAMILIES) {
-      const samples = backends.map(({ labels, be }) => [labels, value(be)] as const);
-      out.family(name, type, help, samples.filter(([, v]) => v !== undefined) as Sample[]);
-    }
-    out.histogram(
-      "lb_backend_connection_duration_seconds",
-      "Duration of finished connections that reached the backend.",
-      source.frontends.flatMap((fe) =>
-        fe.pool.backends.map((be) =>
-          [
-            { frontend: fe.name, backend: be.id },
-            this.#backends.get(be) ?? new Histogram(),
-          ] as const
-        )
-      ),
-    );
+    _processFamilies(out, snap, source);
+    _frontendFamilies(out, snap, tally);
+    _backendFamilies(out, snap, tally);
     return out.text();
   }
+}
+
+/**
+ * Adds two tallies: numbers summed, records merged key by key, histograms
+ * bucket by bucket, open connections listed together (the oldest first, at
+ * most {@link MAX_LISTED_CONNECTIONS}). A frontend or backend in one only is
+ * kept as it is.
+ *
+ * @param a One tally; left as it is.
+ * @param b Another; left as it is.
+ * @returns A new tally sharing nothing with `a` or `b`.
+ *
+ * @example
+ * ```ts
+ * const all = workerTallies.reduce(addTallies, metrics.tally(lb));
+ * ```
+ */
+export function addTallies(a: Tally, b: Tally): Tally {
+  return {
+    frontends: _merge(a.frontends, b.frontends, _zeroFrontend(), _addFrontends),
+    sources: {
+      size: a.sources.size + b.sources.size,
+      evictions: a.sources.evictions + b.sources.evictions,
+    },
+  };
+}
+
+/**
+ * What must outlive the thread that counted `tally`, so that counters never
+ * go backwards: every counter, with the gauges (open connections, the
+ * per-source table's size) at zero.
+ *
+ * @param tally The last tally of a thread that has ended; left as it is.
+ * @returns A new tally.
+ *
+ * @example
+ * ```ts
+ * departed = addTallies(departed, departedPart(lastTally));
+ * ```
+ */
+export function departedPart(tally: Tally): Tally {
+  const counters = Object.entries(tally.frontends).map((
+    [name, frontend],
+  ): [string, FrontendTally] => [name, { ...frontend, active: 0, connections: [] }]);
+  // Added to nothing: a copy that shares nothing with `tally`.
+  return addTallies(
+    { frontends: Object.fromEntries(counters), sources: { size: 0, evictions: 0 } },
+    { frontends: {}, sources: { size: 0, evictions: tally.sources.evictions } },
+  );
+}
+
+function _addFrontends(a: FrontendTally, b: FrontendTally): FrontendTally {
+  return {
+    active: a.active + b.active,
+    total: a.total + b.total,
+    bytesIn: a.bytesIn + b.bytesIn,
+    bytesOut: a.bytesOut + b.bytesOut,
+    ended: _merge(a.ended, b.ended, 0, _add) as Record<EndReason, number>,
+    refused: _merge(a.refused, b.refused, 0, _add),
+    routes: _merge(a.routes, b.routes, 0, _add),
+    duration: _addHistograms(a.duration, b.duration),
+    connections: [...a.connections, ...b.connections]
+      .sort((x, y) => y.ageSeconds - x.ageSeconds)
+      .slice(0, MAX_LISTED_CONNECTIONS)
+      .map((connection) => ({ ...connection })),
+    backends: _merge(a.backends, b.backends, _zeroBackend(), _addBackends),
+  };
+}
+
+function _addBackends(a: BackendTally, b: BackendTally): BackendTally {
+  return {
+    total: a.total + b.total,
+    bytesIn: a.bytesIn + b.bytesIn,
+    bytesOut: a.bytesOut + b.bytesOut,
+    connectFailures: a.connectFailures + b.connectFailures,
+    duration: _addHistograms(a.duration, b.duration),
+  };
+}
+
+function _addHistograms(a: HistogramData, b: HistogramData): HistogramData {
+  return {
+    counts: DURATION_BUCKETS.map((_, i) => (a.counts[i] ?? 0) + (b.counts[i] ?? 0)),
+    count: a.count + b.count,
+    sum: a.sum + b.sum,
+  };
+}
+
+function _add(a: number, b: number): number {
+  return a + b;
+}
+
+/** Each key of `a` or `b` with `add` of both values, `zero` standing in for a missing one. */
+function _merge<T>(
+  a: Readonly<Record<string, T>>,
+  b: Readonly<Record<string, T>>,
+  zero: T,
+  add: (x: T, y: T) => T,
+): Record<string, T> {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return Object.fromEntries(
+    [...keys].map((key) => [key, add(_own(a, key) ?? zero, _own(b, key) ?? zero)]),
+  );
+}
+
+/** `record[key]` if it is its own (a frontend may be named `__proto__`). */
+function _own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function _zeroEnded(): Record<EndReason, number> {
+  return Object.fromEntries(END_REASONS.map((r) => [r, 0])) as Record<EndReason, number>;
+}
+
+function _zeroHistogram(): HistogramData {
+  return { counts: DURATION_BUCKETS.map(() => 0), count: 0, sum: 0 };
+}
+
+function _zeroBackend(): BackendTally {
+  return { total: 0, bytesIn: 0, bytesOut: 0, connectFailures: 0, duration: _zeroHistogram() };
+}
+
+function _zeroFrontend(): FrontendTally {
+  return {
+    active: 0,
+    total: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    ended: _zeroEnded(),
+    refused: {},
+    routes: {},
+    duration: _zeroHistogram(),
+    connections: [],
+    backends: {},
+  };
+}
+
+function _copyHistogram(histogram: HistogramData): HistogramData {
+  return { counts: [...histogram.counts], count: histogram.count, sum: histogram.sum };
+}
+
+/** Counts what an open connection has moved so far, and lists it while there is room. */
+function _addOpen(
+  tally: FrontendTally,
+  backend: BackendTally | undefined,
+  session: Session,
+  now: number,
+): void {
+  tally.bytesIn += session.up.bytes;
+  tally.bytesOut += session.down.bytes;
+  if (backend) {
+    backend.bytesIn += session.up.bytes;
+    backend.bytesOut += session.down.bytes;
+  }
+  if (tally.connections.length >= MAX_LISTED_CONNECTIONS) return;
+  tally.connections.push({
+    client: session.clientAddr,
+    ...(session.peerAddr === undefined ? {} : { peer: session.peerAddr }),
+    ...(session.serverName === undefined ? {} : { sni: session.serverName }),
+    backend: session.backend?.id ?? null,
+    bytesIn: session.up.bytes,
+    bytesOut: session.down.bytes,
+    ageSeconds: Math.max(0, now - session.started) / 1000,
+  });
+}
+
+/** The snapshot of `source`'s frontends and backends with the counts of `tally`. */
+function _snapshot(source: MetricsSource, now: number, tally: Tally): StatsSnapshot {
+  return {
+    version: VERSION,
+    time: new Date(now).toISOString(),
+    startedAt: new Date(source.started).toISOString(),
+    uptimeSeconds: Math.max(0, now - source.started) / 1000,
+    rssBytes: Deno.memoryUsage().rss,
+    draining: source.draining ?? false,
+    reloads: {
+      applied: source.reloads?.applied ?? 0,
+      rejected: source.reloads?.rejected ?? 0,
+      last: source.reloads?.last ? { ...source.reloads.last } : null,
+    },
+    sources: { size: tally.sources.size, evictions: tally.sources.evictions },
+    discovery: source.discovery?.stats() ?? [],
+    frontends: source.frontends.map((f) => _frontendStats(f, _frontendOf(tally, f.name))),
+  };
+}
+
+function _frontendOf(tally: Tally, name: string): FrontendTally {
+  return _own(tally.frontends, name) ?? _zeroFrontend();
+}
+
+function _backendOf(tally: FrontendTally, id: string): BackendTally {
+  return _own(tally.backends, id) ?? _zeroBackend();
+}
+
+function _frontendStats(frontend: Frontend, tally: FrontendTally): FrontendStats {
+  return {
+    name: frontend.name,
+    addr: frontend.addr,
+    balance: frontend.pool.balance,
+    active: tally.active,
+    total: tally.total,
+    bytesIn: tally.bytesIn,
+    bytesOut: tally.bytesOut,
+    ended: { ...tally.ended },
+    connections: tally.connections.map((connection) => ({ ...connection })),
+    backends: frontend.pool.backends.map((b) => _backendStats(b, _backendOf(tally, b.id))),
+  };
+}
+
+function _backendStats(backend: Backend, tally: BackendTally): BackendStats {
+  return {
+    id: backend.id,
+    state: backendState(backend),
+    healthy: backend.healthy,
+    drained: backend.drained,
+    backup: backend.backup,
+    weight: backend.weight,
+    maxConn: backend.maxConn,
+    active: backend.active,
+    total: tally.total,
+    bytesIn: tally.bytesIn,
+    bytesOut: tally.bytesOut,
+    connectFailures: tally.connectFailures,
+    lastCheckMs: backend.health.lastCheckMs,
+    lastError: backend.health.lastError ?? null,
+  };
+}
+
+function _processFamilies(out: _Exposition, snap: StatsSnapshot, source: MetricsSource): void {
+  out.family("lb_info", "gauge", "Build information.", [[{ version: VERSION }, 1]]);
+  for (const [name, type, help, value] of PROCESS_FAMILIES) {
+    out.family(name, type, help, [[{}, value(snap, source)]]);
+  }
+  out.family("lb_reloads_total", "counter", "Reloads (SIGHUP, POST /reload) by result.", [
+    [{ result: "applied" }, snap.reloads.applied],
+    [{ result: "rejected" }, snap.reloads.rejected],
+  ]);
+  out.family(
+    "lb_source_table_entries",
+    "gauge",
+    "Client sources tracked for the per-source limits.",
+    [[{}, snap.sources.size]],
+  );
+  out.family(
+    "lb_source_table_evictions_total",
+    "counter",
+    "Client sources dropped to keep the per-source table within --source-table-size.",
+    [[{}, snap.sources.evictions]],
+  );
+  out.family(
+    "lb_dns_lookups_total",
+    "counter",
+    "DNS lookups of backends given by name, by outcome (ok, nxdomain, empty, timeout, unreachable, error).",
+    snap.discovery.flatMap((dns) =>
+      Object.entries(dns.lookups).map(([result, n]) => [{ name: dns.name, result }, n] as const)
+    ),
+  );
+  out.family(
+    "lb_dns_endpoints",
+    "gauge",
+    "Addresses a backend name has now (its last good answer).",
+    snap.discovery.map((dns) => [{ name: dns.name }, dns.endpoints.length] as const),
+  );
+}
+
+function _frontendFamilies(out: _Exposition, snap: StatsSnapshot, tally: Tally): void {
+  for (const [name, type, help, value] of FRONTEND_FAMILIES) {
+    out.family(name, type, help, snap.frontends.map((fe) => [{ frontend: fe.name }, value(fe)]));
+  }
+  for (const [name, help, label, counts] of FRONTEND_COUNTS) {
+    out.family(
+      name,
+      "counter",
+      help,
+      snap.frontends.flatMap((fe) =>
+        Object.entries(counts(_frontendOf(tally, fe.name))).map(([key, n]) =>
+          [{ frontend: fe.name, [label]: key }, n] as const
+        )
+      ),
+    );
+  }
+  out.histogram(
+    "lb_frontend_connection_duration_seconds",
+    "Duration of finished client connections.",
+    snap.frontends.map((fe) => [{ frontend: fe.name }, _frontendOf(tally, fe.name).duration]),
+  );
+}
+
+function _backendFamilies(out: _Exposition, snap: StatsSnapshot, tally: Tally): void {
+  const backends = snap.frontends.flatMap((fe) =>
+    fe.backends.map((be) => ({ labels: { frontend: fe.name, backend: be.id }, be }))
+  );
+  for (const [name, type, help, value] of BACKEND_FAMILIES) {
+    const samples = backends.map(({ labels, be }) => [labels, value(be)] as const);
+    out.family(name, type, help, samples.filter(([, v]) => v !== undefined) as Sample[]);
+  }
+  out.histogram(
+    "lb_backend_connection_duration_seconds",
+    "Duration of finished connections that reached the backend.",
+    backends.map(({ labels }) =>
+      [labels, _backendOf(_frontendOf(tally, labels.frontend), labels.backend).duration] as const
+    ),
+  );
 }
 
 type Family<T> = readonly [
@@ -452,6 +732,33 @@ const FRONTEND_FAMILIES: readonly Family<(fe: FrontendStats) => number>[] = [
   ["lb_frontend_connections_total", "counter", "Client connections accepted.", (fe) => fe.total],
   ["lb_frontend_bytes_in_total", "counter", "Bytes received from clients.", (fe) => fe.bytesIn],
   ["lb_frontend_bytes_out_total", "counter", "Bytes sent to clients.", (fe) => fe.bytesOut],
+];
+
+/** Counters per frontend and one more label (named third): one sample per key of the record. */
+const FRONTEND_COUNTS: readonly (readonly [
+  name: string,
+  help: string,
+  label: string,
+  counts: (fe: FrontendTally) => Readonly<Record<string, number>>,
+])[] = [
+  [
+    "lb_frontend_connections_ended_total",
+    "Finished client connections by how they ended.",
+    "reason",
+    (fe) => fe.ended,
+  ],
+  [
+    "lb_frontend_refused_total",
+    "Client connections refused before a backend was dialled, by reason (proxy-REASON: a bad PROXY header).",
+    "reason",
+    (fe) => fe.refused,
+  ],
+  [
+    "lb_frontend_sni_routes_total",
+    "Finished client connections routed by TLS server name, by the matched sni= name (or default).",
+    "route",
+    (fe) => fe.routes,
+  ],
 ];
 
 /** One sample per backend, labelled `frontend` and `backend`; undefined leaves it out. */
@@ -519,7 +826,11 @@ class _Exposition {
     for (const [labels, value] of samples) this.#sample(name, labels, value);
   }
 
-  histogram(name: string, help: string, series: readonly (readonly [Labels, Histogram])[]): void {
+  histogram(
+    name: string,
+    help: string,
+    series: readonly (readonly [Labels, HistogramData])[],
+  ): void {
     this.#head(name, "histogram", help);
     for (const [labels, h] of series) {
       DURATION_BUCKETS.forEach((le, i) => {

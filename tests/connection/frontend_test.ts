@@ -111,7 +111,7 @@ Deno.test("Frontend at a full gate leaves new clients waiting, then serves them"
   await waitUntil(() => server.sessions.size === 0, "sessions to end");
 });
 
-Deno.test("Frontend sharing a gate with another is woken when a slot frees, whichever left", async () => {
+Deno.test("Frontends sharing a gate hold it exactly: a client one loop accepted past it waits its turn", async () => {
   await using echo = startEchoServer();
   const gate = new Gate(1);
   const a = frontend(echo.port, gate);
@@ -123,15 +123,17 @@ Deno.test("Frontend sharing a gate with another is woken when a slot frees, whic
     return new TextDecoder().decode(await readExactly(conn, text.length));
   };
   try {
-    // A fills the gate and waits on it; B was already in accept, so it takes
-    // one more and waits too: both loops wait, A first.
+    // A fills the gate; B was already in accept, so it takes b1 but holds it, unread.
     using a1 = await Deno.connect({ hostname: LOOPBACK, port: a.port });
     assertEquals(await roundTrip(a1, "a"), "a");
     using b1 = await Deno.connect({ hostname: LOOPBACK, port: b.port });
-    assertEquals(await roundTrip(b1, "b"), "b");
+    const b1Reply = roundTrip(b1, "b");
+    await waitUntil(() => b.server.total === 0 && gate.open === 1, "b1 held");
+    assertEquals(echo.accepted, 1, "the held client reaches no backend");
     await a1.closeWrite();
     await readAll(a1);
-    await waitUntil(() => gate.open === 1, "a1 to end");
+    assertEquals(await withTimeout(b1Reply, 5000, "b1 served once a1 ended"), "b");
+    assertEquals(gate.open, 1);
     await b1.closeWrite();
     await readAll(b1);
     await waitUntil(() => gate.open === 0, "b1 to end");

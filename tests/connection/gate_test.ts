@@ -3,16 +3,17 @@ import { Gate } from "../../src/connection/gate.ts";
 
 Deno.test("Gate without a limit never makes the accept loop wait", () => {
   const gate = new Gate(0);
-  for (let i = 0; i < 1000; i++) gate.enter();
+  for (let i = 0; i < 1000; i++) ok(gate.tryEnter());
   assertEquals(gate.wait(), undefined);
   assertEquals(gate.open, 1000);
 });
 
 Deno.test("Gate at its limit waits until a connection leaves", async () => {
   const gate = new Gate(2);
-  gate.enter();
+  ok(gate.tryEnter());
   assertEquals(gate.wait(), undefined);
-  gate.enter();
+  ok(gate.tryEnter());
+  assertEquals(gate.tryEnter(), false);
   const waiting = gate.wait();
   ok(waiting instanceof Promise);
   let woken = false;
@@ -27,7 +28,7 @@ Deno.test("Gate at its limit waits until a connection leaves", async () => {
 
 Deno.test("Gate.release wakes every waiting accept loop", async () => {
   const gate = new Gate(1);
-  gate.enter();
+  ok(gate.tryEnter());
   const waits = [gate.wait(), gate.wait()];
   gate.wakeAll();
   await Promise.all(waits);

@@ -15,7 +15,9 @@ import type { Frontend } from "../../src/connection/frontend.ts";
 import { startLb } from "../../support/lb_process.ts";
 import {
   adminPort,
+  delay,
   LOOPBACK,
+  metricValue,
   readAll,
   readExactly,
   startEchoServer,
@@ -162,6 +164,84 @@ Deno.test("Admin.start logs its address and closes on shutdown", async () => {
   assert(refused, "admin still accepting after shutdown");
 });
 
+Deno.test("Admin with others adds the other threads' tallies on /metrics and /stats", async () => {
+  const worker = options();
+  worker.lb.frontends[0]!.total = 5;
+  const lines: string[] = [];
+  const opts = options({
+    others: () => Promise.resolve([worker.metrics.tally(worker.lb)]),
+  }, lines);
+  opts.lb.frontends[0]!.total = 2;
+  await using admin = Admin.start({ hostname: LOOPBACK, port: 0 }, opts);
+  const port = Number(admin.addr.split(":")[1]);
+  assertEquals(await metricValue(port, "lb_frontend_connections_total", 'frontend="main"'), 7);
+  assertEquals((await stats(port)).frontends[0]!.total, 7);
+  assertEquals(lines, []);
+});
+
+Deno.test("Admin answers from this thread alone, logging once, when the others' tallies cannot be had", async () => {
+  const lines: string[] = [];
+  let asked = 0;
+  const opts = options({
+    others: () => Promise.reject(new Error(`worker 2 did not answer (${++asked})`)),
+  }, lines);
+  opts.lb.frontends[0]!.total = 2;
+  await using admin = Admin.start({ hostname: LOOPBACK, port: 0 }, opts);
+  const port = Number(admin.addr.split(":")[1]);
+  assertEquals(await metricValue(port, "lb_frontend_connections_total", 'frontend="main"'), 2);
+  assertEquals((await stats(port)).frontends[0]!.total, 2);
+  assertEquals(asked, 2);
+  assertEquals(lines.length, 1, lines.join("\n"));
+  assertMatch(
+    lines[0]!,
+    /admin: .*cannot collect the other threads'.*worker 2 did not answer \(1\)$/,
+  );
+});
+
+Deno.test("Admin calls onBackendAction after a drain or enable applied here, and for nothing else", async () => {
+  const calls: unknown[][] = [];
+  const opts = options({
+    onBackendAction: (id, action, frontends) => {
+      calls.push([id, action, frontends, backend.drained]);
+    },
+  });
+  const backend = opts.lb.frontends[0]!.pool.backends[0]!;
+  await using admin = Admin.start({ hostname: LOOPBACK, port: 0 }, opts);
+  const action = async (path: string) => {
+    const response = await fetch(`http://${admin.addr}${path}`, { method: "POST" });
+    await response.body?.cancel();
+    return response.status;
+  };
+  assertEquals(await action("/backends/127.0.0.1%3A8101/drain"), 200);
+  assertEquals(calls, [["127.0.0.1:8101", "drain", ["main"], true]]);
+  assertEquals(await action("/backends/127.0.0.1%3A8101/enable?frontend=main"), 200);
+  assertEquals(calls.at(-1), ["127.0.0.1:8101", "enable", ["main"], false]);
+  for (
+    const path of ["/backends/127.0.0.1%3A9/drain", "/backends/127.0.0.1%3A8101/drain?frontend=x"]
+  ) {
+    assertEquals(await action(path), 404, path);
+  }
+  assertEquals(calls.length, 2);
+});
+
+Deno.test("Admin answers a drain only once onBackendAction's promise settles", async () => {
+  let release = () => {};
+  const opts = options({
+    onBackendAction: () => new Promise<void>((resolve) => release = resolve),
+  });
+  await using admin = Admin.start({ hostname: LOOPBACK, port: 0 }, opts);
+  let answered = false;
+  const response = fetch(`http://${admin.addr}/backends/127.0.0.1%3A8101/drain`, {
+    method: "POST",
+  }).then((r) => (answered = true, r));
+  await delay(100);
+  assertEquals(answered, false, "answered before the other threads were told");
+  release();
+  const done = await response;
+  assertEquals(done.status, 200);
+  await done.body?.cancel();
+});
+
 Deno.test("POST /backends/{id}/drain stops new connections to it; enable restores them", async () => {
   await using a = startEchoServer();
   await using b = startEchoServer();
@@ -176,6 +256,9 @@ Deno.test("POST /backends/{id}/drain stops new connections to it; enable restore
     "0",
     "--log",
     "off",
+    // One accept loop: the exact round-robin split below is one loop's.
+    "--workers",
+    "1",
   ]);
   const admin = await adminPort(lb);
   const idA = `127.0.0.1:${a.port}`;

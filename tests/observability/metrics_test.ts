@@ -1,13 +1,21 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { Backend } from "../../src/balancing/backend.ts";
 import {
+  addTallies,
+  type BackendTally,
+  type ConnectionStats,
+  departedPart,
   DURATION_BUCKETS,
   escapeLabel,
+  type FrontendTally,
+  type HistogramData,
+  MAX_LISTED_CONNECTIONS,
   Metrics,
   type MetricsSource,
+  type Tally,
 } from "../../src/observability/metrics.ts";
 import type { Frontend } from "../../src/connection/frontend.ts";
-import type { Session } from "../../src/connection/session.ts";
+import { END_REASONS, type EndReason, type Session } from "../../src/connection/session.ts";
 import { startLb } from "../../support/lb_process.ts";
 import {
   adminPort,
@@ -282,6 +290,359 @@ Deno.test("Metrics shows the source's reloads and drain, zero for a source witho
   assertEquals([snap.draining, snap.reloads], [true, { applied: 2, rejected: 1, last }]);
   snap.reloads.last!.message = "changed";
   assertEquals(last.message, "rejected, old config kept: boom", "a snapshot is a copy");
+});
+
+// ---- Unit tests: tallies from several threads.
+
+function histogram(seconds: number[]): HistogramData {
+  return {
+    counts: DURATION_BUCKETS.map((le) => seconds.filter((s) => s <= le).length),
+    count: seconds.length,
+    sum: seconds.reduce((x, y) => x + y, 0),
+  };
+}
+
+function ended(counts: Partial<Record<EndReason, number>> = {}): Record<EndReason, number> {
+  return Object.fromEntries(END_REASONS.map((r) => [r, counts[r] ?? 0])) as Record<
+    EndReason,
+    number
+  >;
+}
+
+function frontendTally(fields: Partial<FrontendTally> = {}): FrontendTally {
+  return {
+    active: 0,
+    total: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    ended: ended(),
+    refused: {},
+    routes: {},
+    duration: histogram([]),
+    connections: [],
+    backends: {},
+    ...fields,
+  };
+}
+
+function backendTally(fields: Partial<BackendTally> = {}): BackendTally {
+  return {
+    total: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    connectFailures: 0,
+    duration: histogram([]),
+    ...fields,
+  };
+}
+
+function connection(client: string, ageSeconds: number): ConnectionStats {
+  return { client, backend: "127.0.0.1:8101", bytesIn: 1, bytesOut: 2, ageSeconds };
+}
+
+Deno.test("addTallies sums counters, histograms and records key by key, keeping what one side has alone", () => {
+  const a: Tally = {
+    frontends: {
+      main: frontendTally({
+        active: 2,
+        total: 10,
+        bytesIn: 100,
+        bytesOut: 200,
+        ended: ended({ eof: 3 }),
+        refused: { "proxy-malformed": 1 },
+        routes: { default: 2 },
+        duration: histogram([0.001, 2]),
+        backends: {
+          "127.0.0.1:8101": backendTally({
+            total: 4,
+            bytesIn: 40,
+            bytesOut: 80,
+            connectFailures: 1,
+            duration: histogram([2]),
+          }),
+        },
+      }),
+      "only-a": frontendTally({ total: 1 }),
+    },
+    sources: { size: 3, evictions: 1 },
+  };
+  const b: Tally = {
+    frontends: {
+      main: frontendTally({
+        active: 1,
+        total: 5,
+        bytesIn: 7,
+        bytesOut: 9,
+        ended: ended({ eof: 1, reset: 2 }),
+        refused: { "proxy-malformed": 2, "tls-no-sni": 1 },
+        routes: { "a.example": 1 },
+        duration: histogram([0.5]),
+        backends: {
+          "127.0.0.1:8101": backendTally({
+            total: 1,
+            bytesIn: 3,
+            bytesOut: 4,
+            connectFailures: 2,
+            duration: histogram([0.5]),
+          }),
+          "127.0.0.1:8102": backendTally({ total: 6, duration: histogram([30]) }),
+        },
+      }),
+      "only-b": frontendTally({ active: 4 }),
+    },
+    sources: { size: 2, evictions: 4 },
+  };
+  const before = structuredClone([a, b]);
+  const sum = addTallies(a, b);
+  assertEquals(sum, {
+    frontends: {
+      main: frontendTally({
+        active: 3,
+        total: 15,
+        bytesIn: 107,
+        bytesOut: 209,
+        ended: ended({ eof: 4, reset: 2 }),
+        refused: { "proxy-malformed": 3, "tls-no-sni": 1 },
+        routes: { default: 2, "a.example": 1 },
+        duration: histogram([0.001, 2, 0.5]),
+        backends: {
+          "127.0.0.1:8101": backendTally({
+            total: 5,
+            bytesIn: 43,
+            bytesOut: 84,
+            connectFailures: 3,
+            duration: histogram([2, 0.5]),
+          }),
+          "127.0.0.1:8102": backendTally({ total: 6, duration: histogram([30]) }),
+        },
+      }),
+      "only-a": frontendTally({ total: 1 }),
+      "only-b": frontendTally({ active: 4 }),
+    },
+    sources: { size: 5, evictions: 5 },
+  });
+  // A new tally: changing it leaves the inputs as they were, the parts one side had alone too.
+  sum.frontends["only-b"]!.active = 99;
+  sum.frontends.main!.backends["127.0.0.1:8102"]!.duration.counts[0] = 99;
+  sum.frontends.main!.refused["tls-no-sni"] = 99;
+  assertEquals([a, b], before);
+});
+
+Deno.test("addTallies lists the open connections of both, the oldest first, at most 100", () => {
+  const tally = (ages: number[]): Tally => ({
+    frontends: { main: frontendTally({ connections: ages.map((s) => connection(`c${s}`, s)) }) },
+    sources: { size: 0, evictions: 0 },
+  });
+  const evens = Array.from({ length: 70 }, (_, i) => 138 - 2 * i);
+  const odds = evens.map((s) => s + 1);
+  const listed = addTallies(tally(evens), tally(odds)).frontends.main!.connections;
+  assertEquals(listed.length, MAX_LISTED_CONNECTIONS);
+  assertEquals(listed.map((c) => c.ageSeconds), Array.from({ length: 100 }, (_, i) => 139 - i));
+  assertEquals(listed[0], connection("c139", 139));
+});
+
+Deno.test("departedPart keeps every counter and zeroes the gauges", () => {
+  const main = frontendTally({
+    active: 2,
+    total: 9,
+    bytesIn: 50,
+    bytesOut: 60,
+    ended: ended({ eof: 5, timeout: 2 }),
+    refused: { "proxy-timeout": 1 },
+    routes: { default: 7 },
+    duration: histogram([0.02, 4]),
+    connections: [connection("a", 3), connection("b", 1)],
+    backends: { "127.0.0.1:8101": backendTally({ total: 7, bytesIn: 50, connectFailures: 2 }) },
+  });
+  const last: Tally = { frontends: { main }, sources: { size: 12, evictions: 3 } };
+  const before = structuredClone(last);
+  const kept = departedPart(last);
+  assertEquals(kept, {
+    frontends: { main: { ...main, active: 0, connections: [] } },
+    sources: { size: 0, evictions: 3 },
+  });
+  assertEquals(last, before);
+  // Added to a living thread's tally, it raises counters and leaves gauges alone.
+  const living: Tally = {
+    frontends: { main: frontendTally({ active: 1, total: 1, connections: [connection("c", 1)] }) },
+    sources: { size: 4, evictions: 0 },
+  };
+  const sum = addTallies(living, kept);
+  assertEquals(
+    [sum.frontends.main!.active, sum.frontends.main!.total, sum.frontends.main!.connections.length],
+    [1, 10, 1],
+  );
+  assertEquals(sum.sources, { size: 4, evictions: 3 });
+});
+
+Deno.test("Metrics.tally is this thread's counters as plain data, open connections included", () => {
+  const source: MetricsSource = {
+    ...fakeSource("main", "127.0.0.1:8101"),
+    sources: { size: 2, evictions: 1 },
+  };
+  const frontend = source.frontends[0]!;
+  const backend = frontend.pool.backends[0]!;
+  const now = Date.now();
+  const metrics = new Metrics();
+  metrics.observe(
+    {
+      started: now - 20,
+      frontend: "main",
+      end: "eof",
+      backend,
+      sniRoute: "default",
+      up: { bytes: 1 },
+      down: { bytes: 2 },
+    } as unknown as Session,
+    now,
+  );
+  frontend.sessions.add(
+    {
+      started: now - 3000,
+      clientAddr: "10.0.0.1:5000",
+      backend,
+      up: { bytes: 30 },
+      down: { bytes: 40 },
+    } as unknown as Session,
+  );
+  frontend.sessions.add(
+    {
+      started: now - 1000,
+      clientAddr: "10.0.0.2:5000",
+      up: { bytes: 3 },
+      down: { bytes: 4 },
+    } as unknown as Session,
+  );
+  const tally = metrics.tally(source, now);
+  assertEquals(tally, {
+    frontends: {
+      main: frontendTally({
+        active: 2,
+        total: 2,
+        bytesIn: 10 + 33,
+        bytesOut: 20 + 44,
+        ended: ended({ eof: 1 }),
+        routes: { default: 1 },
+        duration: histogram([0.02]),
+        connections: [
+          {
+            client: "10.0.0.1:5000",
+            backend: "127.0.0.1:8101",
+            bytesIn: 30,
+            bytesOut: 40,
+            ageSeconds: 3,
+          },
+          { client: "10.0.0.2:5000", backend: null, bytesIn: 3, bytesOut: 4, ageSeconds: 1 },
+        ],
+        backends: {
+          "127.0.0.1:8101": backendTally({
+            total: 2,
+            bytesIn: 5 + 30,
+            bytesOut: 10 + 40,
+            connectFailures: 4,
+            duration: histogram([0.02]),
+          }),
+        },
+      }),
+    },
+    sources: { size: 2, evictions: 1 },
+  });
+  // What postMessage would deliver: the same, with plain prototypes (deepStrictEqual checks them).
+  assertEquals(structuredClone(tally), tally);
+});
+
+Deno.test("Metrics.prometheus and snapshot add other threads' tallies, a backend's active from the source only", () => {
+  const source = fakeSource("main", "127.0.0.1:8101");
+  const backend = source.frontends[0]!.pool.backends[0]!;
+  Object.assign(backend, { active: 2 });
+  const metrics = new Metrics();
+  const now = Date.now();
+  for (
+    const [ms, fields] of [[1, { backend }], [30, { backend }], [2000, {
+      end: "refused",
+      refusal: "proxy-malformed",
+    }]] as const
+  ) {
+    metrics.observe(
+      {
+        started: now - ms,
+        frontend: "main",
+        end: "eof",
+        up: { bytes: 0 },
+        down: { bytes: 0 },
+        ...fields,
+      } as unknown as Session,
+      now,
+    );
+  }
+  const worker: Tally = {
+    frontends: {
+      main: frontendTally({
+        active: 3,
+        total: 7,
+        bytesIn: 1000,
+        bytesOut: 2000,
+        ended: ended({ eof: 4 }),
+        refused: { "proxy-malformed": 1, "proxy-timeout": 2 },
+        duration: histogram([0.001, 10, 10, 10]),
+        connections: [connection("10.0.0.9:1", 5)],
+        backends: {
+          "127.0.0.1:8101": backendTally({
+            total: 5,
+            bytesIn: 500,
+            bytesOut: 900,
+            connectFailures: 1,
+            duration: histogram([10, 10, 10]),
+          }),
+          "127.0.0.1:9999": backendTally({ total: 1 }),
+        },
+      }),
+      ghost: frontendTally({ total: 1 }),
+    },
+    sources: { size: 0, evictions: 0 },
+  };
+  const m = parsePrometheus(metrics.prometheus(source, now, [worker]));
+  const fe = { frontend: "main" };
+  const be = { frontend: "main", backend: "127.0.0.1:8101" };
+  assertEquals(value(m, "lb_frontend_connections_total", fe), 2 + 7);
+  assertEquals(value(m, "lb_frontend_connections_active", fe), 0 + 3);
+  assertEquals(value(m, "lb_frontend_bytes_in_total", fe), 10 + 1000);
+  assertEquals(value(m, "lb_frontend_bytes_out_total", fe), 20 + 2000);
+  assertEquals(value(m, "lb_frontend_connections_ended_total", { ...fe, reason: "eof" }), 2 + 4);
+  assertEquals(value(m, "lb_frontend_connections_ended_total", { ...fe, reason: "refused" }), 1);
+  assertEquals(value(m, "lb_frontend_refused_total", { ...fe, reason: "proxy-malformed" }), 2);
+  assertEquals(value(m, "lb_frontend_refused_total", { ...fe, reason: "proxy-timeout" }), 2);
+  const bucket = (le: string) =>
+    value(m, "lb_frontend_connection_duration_seconds_bucket", { ...fe, le });
+  assertEquals([bucket("0.005"), bucket("0.05"), bucket("2.5"), bucket("10"), bucket("+Inf")], [
+    2,
+    3,
+    4,
+    7,
+    7,
+  ]);
+  const sum = value(m, "lb_frontend_connection_duration_seconds_sum", fe);
+  assert(Math.abs(sum - (0.001 + 0.03 + 2 + 0.001 + 30)) < 1e-6, `sum ${sum}`);
+  assertEquals(value(m, "lb_backend_connections_total", be), 2 + 5);
+  assertEquals(value(m, "lb_backend_bytes_in_total", be), 5 + 500);
+  assertEquals(value(m, "lb_backend_bytes_out_total", be), 10 + 900);
+  assertEquals(value(m, "lb_backend_connect_failures_total", be), 4 + 1);
+  assertEquals(value(m, "lb_backend_connection_duration_seconds_count", be), 2 + 3);
+  assertEquals(value(m, "lb_backend_connection_duration_seconds_bucket", { ...be, le: "1" }), 2);
+  assertEquals(value(m, "lb_backend_connections_active", be), 2);
+  // What is in a tally but not in the source is not shown.
+  const shown = [...m.values()].flatMap((f) => f.samples);
+  assert(
+    !shown.some((s) => s.labels.frontend === "ghost" || s.labels.backend === "127.0.0.1:9999"),
+  );
+
+  const snap = metrics.snapshot(source, now, [worker]);
+  assertEquals(snap.frontends.map((f) => f.name), ["main"]);
+  const [stats] = snap.frontends;
+  assertEquals([stats!.total, stats!.active, stats!.bytesIn, stats!.connections], [9, 3, 1010, [
+    connection("10.0.0.9:1", 5),
+  ]]);
+  assertEquals(stats!.backends.map((b) => [b.id, b.active, b.total]), [["127.0.0.1:8101", 2, 7]]);
 });
 
 // ---- End to end: numbers match the traffic sent.

@@ -9,6 +9,7 @@ import { defaultConfig } from "../../src/config/config.ts";
 import { Lb } from "../../src/lb/lb.ts";
 import { Logger } from "../../src/observability/log.ts";
 import { Workers } from "../../src/workers/worker.ts";
+import { SharedCounters } from "../../src/common/shared_counters.ts";
 import { LOOPBACK, waitUntil } from "../_helpers.ts";
 
 function twoWorkerLb(lines: string[]) {
@@ -30,7 +31,11 @@ Deno.test("Workers.start never fails: a worker that cannot start is one warning,
   const { config, logger, lb } = twoWorkerLb(lines);
   await using _lb = lb;
   const module = new URL("./_failing_worker.ts", import.meta.url);
-  const workers = await Workers.start(config, lb, [], { logger, module });
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module,
+    counters: SharedCounters.create(2),
+  });
   assertEquals(workers.running, 0);
   assertEquals(lines.length, 1, lines.join("\n"));
   ok(
@@ -46,7 +51,12 @@ Deno.test("Workers restarts a worker that dies, and logs it", async () => {
   const { config, logger, lb } = twoWorkerLb(lines);
   await using _lb = lb;
   const module = new URL("./_crashing_worker.ts", import.meta.url);
-  const workers = await Workers.start(config, lb, [], { logger, module, restartDelayMs: 10 });
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module,
+    counters: SharedCounters.create(2),
+    restartDelayMs: 10,
+  });
   try {
     await waitUntil(() => workers.restarts === 1 && workers.running === 1, "the restart");
     ok(

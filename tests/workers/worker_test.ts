@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
-import { ConfigError } from "../../src/common/errors.ts";
-import { gateShare } from "../../src/lb/lb.ts";
-import { validateConfig } from "../../src/config/validate.ts";
 import { workerConfig } from "../../src/workers/worker.ts";
 import { startLb } from "../../support/lb_process.ts";
 import { LOOPBACK, readAll, startEchoServer, waitUntil, writeAll } from "../_helpers.ts";
@@ -21,31 +18,12 @@ function configWith(workers: number, admin: boolean) {
   return config;
 }
 
-Deno.test("validateConfig refuses --workers above 1 with --admin and allows the rest", () => {
-  const backend = { hostname: LOOPBACK, port: 1, weight: 1, backup: false, maxConn: 0 };
-  const withBackends = (workers: number, admin: boolean) => {
-    const config = configWith(workers, admin);
-    for (const frontend of config.frontends) frontend.backends = [backend];
-    return config;
-  };
-  assert.throws(() => validateConfig(withBackends(2, true)), ConfigError);
-  validateConfig(withBackends(2, false));
-  validateConfig(withBackends(1, true));
-});
-
 Deno.test("workerConfig puts port-0 frontends on the main thread's ports, by name, on a copy", () => {
   const config = configWith(2, false);
   const copy = workerConfig(config, new Map([["a", 4321], ["b", 1]]));
   assert.equal(copy.frontends[0]!.listen.port, 4321);
   assert.equal(copy.frontends[1]!.listen.port, 9000); // an explicit port is kept
   assert.equal(config.frontends[0]!.listen.port, 0); // the original is untouched
-});
-
-Deno.test("gateShare gives each worker ceil(max-conns / workers), 0 staying no limit", () => {
-  assert.equal(gateShare(0, 4), 0);
-  assert.equal(gateShare(100, 1), 100);
-  assert.equal(gateShare(100, 3), 34);
-  assert.equal(gateShare(1, 2), 1);
 });
 
 Deno.test("--workers 2 proxies every connection with two accept loops and stops cleanly on SIGTERM", async () => {
@@ -78,30 +56,6 @@ Deno.test("--workers 2 proxies every connection with two accept loops and stops 
   const status = await lb.stop("SIGTERM");
   assert.equal(status.code, 0);
   assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
-});
-
-Deno.test("--workers 2 with --admin exits 2 with one line", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      new URL("../../main.ts", import.meta.url).pathname,
-      "-f",
-      `${LOOPBACK}:0`,
-      "-p",
-      "9",
-      "--workers",
-      "2",
-      "--admin",
-      `${LOOPBACK}:0`,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 2);
-  const first = decoder.decode(out.stderr).split("\n")[0]!;
-  assert.match(first, /^lb: --workers 2 cannot be combined with --admin/);
 });
 
 Deno.test("--workers 2 writes one access log: whole JSON lines from every loop, one per connection", async () => {

@@ -1,4 +1,5 @@
 import type { Backend } from "../backend.ts";
+import type { Cell } from "../../common/shared_counters.ts";
 
 /**
  * A balancing strategy: picks one of the candidates for a new connection.
@@ -12,4 +13,9 @@ export interface Strategy {
    * @returns The chosen backend.
    */
   pick(candidates: readonly Backend[], clientHost: string): Backend;
+  /**
+   * Takes its turns from a counter shared with the other threads' strategy
+   * for the same pool (`--workers`), for strategies that take turns.
+   */
+  share?(turn: Cell): void;
 }
