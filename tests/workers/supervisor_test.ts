@@ -4,13 +4,14 @@
  * restarted. The Worker modules here fail on purpose.
  * @module
  */
-import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
 import { Lb } from "../../src/lb/lb.ts";
 import { Logger } from "../../src/observability/log.ts";
 import { Workers } from "../../src/workers/worker.ts";
 import { SharedCounters } from "../../src/common/shared_counters.ts";
-import { LOOPBACK, waitUntil } from "../_helpers.ts";
+import { freePort, LOOPBACK, waitUntil } from "../_helpers.ts";
+import { reload } from "../../src/lb/reload.ts";
 
 function twoWorkerLb(lines: string[]) {
   const config = defaultConfig();
@@ -63,6 +64,38 @@ Deno.test("Workers restarts a worker that dies, and logs it", async () => {
       lines.some((line) => /worker 1 died \(.*injected crash.*\); restarting in 10ms/.test(line)),
       lines.join("\n"),
     );
+  } finally {
+    await workers.stopped(100);
+  }
+});
+
+Deno.test("a reload one worker refuses is refused for all: the old config keeps serving, new listeners close", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = twoWorkerLb(lines);
+  await using _lb = lb;
+  lb.start();
+  const module = new URL("./_refusing_worker.ts", import.meta.url);
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module,
+    counters: SharedCounters.create(2),
+  });
+  try {
+    assertEquals(workers.running, 1);
+    const port = freePort();
+    const next = structuredClone(config);
+    next.maxConns = 7;
+    next.frontends.push({
+      name: "extra",
+      listen: { hostname: LOOPBACK, port },
+      balance: "roundrobin",
+      backends: [{ hostname: LOOPBACK, port: 9, weight: 1, backup: false, maxConn: 0 }],
+    });
+    await rejects(() => reload(lb, next, workers.peers), /worker 1: injected refusal/);
+    assertEquals(lb.config.maxConns, config.maxConns);
+    assertEquals(lb.frontends.map((f) => f.name), ["main"]);
+    // The listener the main thread opened for "extra" was closed again.
+    await rejects(() => Deno.connect({ hostname: LOOPBACK, port }), /refused/i);
   } finally {
     await workers.stopped(100);
   }
