@@ -7,8 +7,11 @@
 import { LB_FLAGS } from "./compile.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-/** A frontend's `listening on` line; the admin endpoint's (`admin: listening on`) is not one. */
-const FRONTEND_LISTENING = /(?<!admin: )listening on /;
+/**
+ * The main thread's `listening on` line of a frontend; the admin endpoint's
+ * (`admin: listening on`) and a worker's (`worker1 lb: ...`, the same port) are not.
+ */
+const FRONTEND_LISTENING = /^\S+ lb: .*(?<!admin: )listening on /;
 
 /** Options for {@link startLb}. */
 export interface StartOptions {
