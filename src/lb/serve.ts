@@ -126,7 +126,7 @@ async function _serve(
     return fail(`cannot open access log ${config.logFile}: ${describe(error)}`);
   }
   await using accessLog = log;
-  const metrics = new Metrics();
+  const metrics = new Metrics(options.counters?.thread ?? 0);
   // Names are looked up before the listeners open, so that the first
   // connections find their backends; a name that does not answer is logged
   // and retried, and lb starts all the same.

@@ -125,8 +125,19 @@ export interface FrontendTally {
 export interface Tally {
   /** By frontend name. */
   frontends: Record<string, FrontendTally>;
+  /** Per thread (`--workers`) of the tally: its open and accepted connections. */
+  threads: ThreadStats[];
   /** The thread's per-source table: `size` is a gauge, `evictions` a counter. */
   sources: { size: number; evictions: number };
+}
+
+/** One thread (0 the main thread, then each worker) in {@link StatsSnapshot.threads}. */
+export interface ThreadStats {
+  thread: number;
+  /** Client connections open in this thread now. */
+  active: number;
+  /** Client connections this thread accepted (since it started: a restarted worker starts at 0). */
+  total: number;
 }
 
 /** A cumulative histogram in the Prometheus sense. */
@@ -230,6 +241,8 @@ export interface StatsSnapshot {
   sources: { size: number; evictions: number };
   /** Each backend name followed through DNS. */
   discovery: DnsNameStats[];
+  /** Each live thread's open and accepted connections (the main thread is 0; `--workers`). */
+  threads: ThreadStats[];
   frontends: FrontendStats[];
 }
 
@@ -253,6 +266,12 @@ export function backendState(backend: Backend): BackendStats["state"] {
 export class Metrics {
   #frontends = new Map<string, FrontendExtra>();
   #backends = new WeakMap<Backend, Histogram>();
+  readonly #thread: number;
+
+  /** @param thread The thread counted here: 0 the main thread, then each worker's number. */
+  constructor(thread = 0) {
+    this.#thread = thread;
+  }
 
   /** Records a finished connection; call once per connection (the `onEnd` hook). */
   observe(session: Session, now: number = Date.now()): void {
@@ -307,10 +326,14 @@ export class Metrics {
    * ```
    */
   tally(source: MetricsSource, now: number = Date.now()): Tally {
+    const frontends = source.frontends.map((f) => [f.name, this.#frontendTally(f, now)] as const);
     return {
-      frontends: Object.fromEntries(
-        source.frontends.map((frontend) => [frontend.name, this.#frontendTally(frontend, now)]),
-      ),
+      frontends: Object.fromEntries(frontends),
+      threads: [{
+        thread: this.#thread,
+        active: frontends.reduce((n, [, f]) => n + f.active, 0),
+        total: frontends.reduce((n, [, f]) => n + f.total, 0),
+      }],
       sources: { size: source.sources?.size ?? 0, evictions: source.sources?.evictions ?? 0 },
     };
   }
@@ -411,6 +434,8 @@ export class Metrics {
 export function addTallies(a: Tally, b: Tally): Tally {
   return {
     frontends: _merge(a.frontends, b.frontends, _zeroFrontend(), _addFrontends),
+    threads: [...a.threads, ...b.threads].map((t) => ({ ...t }))
+      .sort((x, y) => x.thread - y.thread),
     sources: {
       size: a.sources.size + b.sources.size,
       evictions: a.sources.evictions + b.sources.evictions,
@@ -437,8 +462,8 @@ export function departedPart(tally: Tally): Tally {
   ): [string, FrontendTally] => [name, { ...frontend, active: 0, connections: [] }]);
   // Added to nothing: a copy that shares nothing with `tally`.
   return addTallies(
-    { frontends: Object.fromEntries(counters), sources: { size: 0, evictions: 0 } },
-    { frontends: {}, sources: { size: 0, evictions: tally.sources.evictions } },
+    { frontends: Object.fromEntries(counters), threads: [], sources: { size: 0, evictions: 0 } },
+    { frontends: {}, threads: [], sources: { size: 0, evictions: tally.sources.evictions } },
   );
 }
 
@@ -572,6 +597,7 @@ function _snapshot(source: MetricsSource, now: number, tally: Tally): StatsSnaps
     },
     sources: { size: tally.sources.size, evictions: tally.sources.evictions },
     discovery: source.discovery?.stats() ?? [],
+    threads: tally.threads.map((t) => ({ ...t })),
     frontends: source.frontends.map((f) => _frontendStats(f, _frontendOf(tally, f.name))),
   };
 }

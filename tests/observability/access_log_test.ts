@@ -150,7 +150,8 @@ Deno.test("lb --log json writes one line per connection with the bytes sent each
   for (const size of sizes) locals.push(await echoThrough(lb.port, size));
   // Once lb has exited every line is flushed and read: any extra one would show.
   assertEquals((await lb.stop()).code, 0);
-  const entries = parseJsonLines(lb.stdout);
+  // Each thread writes a line as its connection ends: across threads the order may differ.
+  const entries = parseJsonLines(lb.stdout).sort((a, b) => a.bytesIn - b.bytesIn);
   assertEquals(entries.length, sizes.length, lb.stdout.join("\n"));
   entries.forEach((entry, i) => {
     assertEquals(entry.bytesIn, sizes[i]);

@@ -364,6 +364,7 @@ Deno.test("addTallies sums counters, histograms and records key by key, keeping 
       }),
       "only-a": frontendTally({ total: 1 }),
     },
+    threads: [],
     sources: { size: 3, evictions: 1 },
   };
   const b: Tally = {
@@ -390,6 +391,7 @@ Deno.test("addTallies sums counters, histograms and records key by key, keeping 
       }),
       "only-b": frontendTally({ active: 4 }),
     },
+    threads: [],
     sources: { size: 2, evictions: 4 },
   };
   const before = structuredClone([a, b]);
@@ -419,6 +421,7 @@ Deno.test("addTallies sums counters, histograms and records key by key, keeping 
       "only-a": frontendTally({ total: 1 }),
       "only-b": frontendTally({ active: 4 }),
     },
+    threads: [],
     sources: { size: 5, evictions: 5 },
   });
   // A new tally: changing it leaves the inputs as they were, the parts one side had alone too.
@@ -431,6 +434,7 @@ Deno.test("addTallies sums counters, histograms and records key by key, keeping 
 Deno.test("addTallies lists the open connections of both, the oldest first, at most 100", () => {
   const tally = (ages: number[]): Tally => ({
     frontends: { main: frontendTally({ connections: ages.map((s) => connection(`c${s}`, s)) }) },
+    threads: [],
     sources: { size: 0, evictions: 0 },
   });
   const evens = Array.from({ length: 70 }, (_, i) => 138 - 2 * i);
@@ -454,17 +458,19 @@ Deno.test("departedPart keeps every counter and zeroes the gauges", () => {
     connections: [connection("a", 3), connection("b", 1)],
     backends: { "127.0.0.1:8101": backendTally({ total: 7, bytesIn: 50, connectFailures: 2 }) },
   });
-  const last: Tally = { frontends: { main }, sources: { size: 12, evictions: 3 } };
+  const last: Tally = { frontends: { main }, threads: [], sources: { size: 12, evictions: 3 } };
   const before = structuredClone(last);
   const kept = departedPart(last);
   assertEquals(kept, {
     frontends: { main: { ...main, active: 0, connections: [] } },
+    threads: [],
     sources: { size: 0, evictions: 3 },
   });
   assertEquals(last, before);
   // Added to a living thread's tally, it raises counters and leaves gauges alone.
   const living: Tally = {
     frontends: { main: frontendTally({ active: 1, total: 1, connections: [connection("c", 1)] }) },
+    threads: [],
     sources: { size: 4, evictions: 0 },
   };
   const sum = addTallies(living, kept);
@@ -545,6 +551,7 @@ Deno.test("Metrics.tally is this thread's counters as plain data, open connectio
         },
       }),
     },
+    threads: [{ thread: 0, active: 2, total: 2 }],
     sources: { size: 2, evictions: 1 },
   });
   // What postMessage would deliver: the same, with plain prototypes (deepStrictEqual checks them).
@@ -599,6 +606,7 @@ Deno.test("Metrics.prometheus and snapshot add other threads' tallies, a backend
       }),
       ghost: frontendTally({ total: 1 }),
     },
+    threads: [],
     sources: { size: 0, evictions: 0 },
   };
   const m = parsePrometheus(metrics.prometheus(source, now, [worker]));

@@ -168,6 +168,10 @@ Deno.test("--workers 2: /metrics and /stats total the requests of every thread",
   assert.equal(stats.frontends[0]!.total, 50);
   assert.equal(stats.frontends[0]!.backends[0]!.total, 50);
   assert.equal(stats.frontends[0]!.bytesIn, replies.join("").length);
+  // Both threads took part: the per-thread breakdown adds up to the same 50.
+  assert.deepEqual(stats.threads.map((t) => t.thread), [0, 1]);
+  assert.equal(stats.threads.reduce((n, t) => n + t.total, 0), 50);
+  assert.ok(stats.threads.every((t) => t.total > 0), JSON.stringify(stats.threads));
   assert.equal(await metricValue(admin, "lb_frontend_connections_total"), 50);
   assert.equal(await metricValue(admin, "lb_backend_connections_total"), 50);
   // A counter never goes backwards between scrapes.
