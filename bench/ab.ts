@@ -7,7 +7,8 @@
  * `git archive REV | tar -x -C DIR`) or a `.ts` file taking lb's `-f`/`-p`
  * flags (such as `bench/floor_proxy.ts`); `DIR#semi=N` runs it with
  * `--max-semi-space-size=N`. Prints each run and the medians, with the
- * proxy's CPU µs per connection. `--ka` adds keep-alive req/s.
+ * proxy's CPU µs per connection. `--ka` adds keep-alive req/s. A checkout runs
+ * with `--workers 1` (one thread, like the floor).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -58,6 +59,8 @@ async function startVariant(spec: string, backends: number[]) {
       "off",
       "--health-interval",
       "0",
+      // lb with one worker, against the single-threaded floor: per-connection CPU compares.
+      ...(path!.endsWith(".ts") ? [] : ["--workers", "1"]),
     ],
     stdout: "null",
     stderr: "null",
