@@ -99,22 +99,34 @@ export class SourceLimits {
  * @returns The source key to release when the connection ends ("" when no
  * per-source limit applies), or undefined when refused.
  */
-export async function admit(
+export function admit(
   session: Session,
   policy: AccessPolicy | undefined,
   sources: SourceLimits | undefined,
   logger: Logger,
-): Promise<string | undefined> {
+): string | undefined | Promise<string | undefined> {
   const decision = policy?.check(session.clientHost) ?? "allowed";
   if (decision !== "allowed") return _refuse(session, decision, logger);
   if (!sources?.enabled) return "";
-  const result = await sources.admit(session.clientHost);
-  if ("refused" in result) return _refuse(session, result.refused, logger);
+  const verdict = sources.admit(session.clientHost);
+  return verdict instanceof Promise
+    ? verdict.then((v) => _admitted(session, sources, v, logger))
+    : _admitted(session, sources, verdict, logger);
+}
+
+/** Lets the connection in with its source key, or refuses it. */
+function _admitted(
+  session: Session,
+  sources: SourceLimits,
+  verdict: SourceVerdict,
+  logger: Logger,
+): string | undefined {
+  if ("refused" in verdict) return _refuse(session, verdict.refused, logger);
   if (session.closed) { // ended (shutdown, idle sweep) while the main thread answered
-    sources.release(result.key);
+    sources.release(verdict.key);
     return undefined;
   }
-  return result.key;
+  return verdict.key;
 }
 
 function _refuse(session: Session, reason: string, logger: Logger): undefined {

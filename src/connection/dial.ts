@@ -4,6 +4,12 @@ import type { HostPort } from "../common/address.ts";
 export interface DialOptions {
   /** Cancels the connect (the client went away, shutdown); it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * The connect's own controller, made by the caller, which aborts it to
+   * cancel the connect (it rejects with the reason); the timeout aborts it
+   * too. Cheaper than `signal`: no listener to add and remove.
+   */
+  controller?: AbortController;
 }
 
 /**
@@ -58,7 +64,8 @@ export async function dial(
 ): Promise<Deno.TcpConn> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const controller = new AbortController();
+  const controller = options.controller ?? new AbortController();
+  controller.signal.throwIfAborted();
   const entry = { controller, deadline: Date.now() + timeoutMs, timeoutMs };
   _pending.add(entry);
   if (_sweeper === undefined) {

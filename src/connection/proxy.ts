@@ -43,7 +43,8 @@ export interface ProxyContext {
  */
 export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
   if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
-  const source = await admit(session, ctx.policy, ctx.sources, ctx.logger);
+  const admitted = admit(session, ctx.policy, ctx.sources, ctx.logger);
+  const source = admitted instanceof Promise ? await admitted : admitted; // a worker asks the main thread
   if (source === undefined) return;
   try {
     const tls = "handshake" in session.client;
@@ -120,7 +121,15 @@ async function connectBackend(
     if (!backend.picked()) continue; // full since the pick (another thread): not a try
     dials++;
     try {
-      const tcp = await dial(backend.addr, ctx.connectTimeout, { signal: session.signal });
+      // The session's close aborts the connect in flight (shutdown, idle sweep).
+      const controller = session.connecting = new AbortController();
+      if (session.closed) controller.abort(new Deno.errors.Interrupted("connection closed"));
+      let tcp: Deno.TcpConn;
+      try {
+        tcp = await dial(backend.addr, ctx.connectTimeout, { controller });
+      } finally {
+        session.connecting = undefined;
+      }
       const conn = backend.tls
         ? await startBackendTls(tcp, backend, ctx.caCerts, ctx.connectTimeout)
         : tcp;

@@ -67,7 +67,10 @@ export class Session {
   idleMark = -1;
   idleSince = 0;
   #closed = false;
-  #closing = new AbortController();
+  /** Made on first use of `signal`: most connections never need one. */
+  #closing: AbortController | undefined;
+  /** The backend connect in flight, aborted by `close`; set by the proxy while it dials. */
+  connecting: AbortController | undefined;
 
   constructor(client: StreamConn, frontend: string) {
     this.client = client;
@@ -94,8 +97,10 @@ export class Session {
     );
   }
 
-  /** Aborts when the session closes: cancels a backend connect in flight. */
+  /** Aborts when the session closes: ends a wait for the client's first bytes. */
   get signal(): AbortSignal {
+    this.#closing ??= new AbortController();
+    if (this.#closed) this.#closing.abort(_closedReason());
     return this.#closing.signal;
   }
 
@@ -114,10 +119,15 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort(new Deno.errors.Interrupted("connection closed"));
+    this.#closing?.abort(_closedReason());
+    this.connecting?.abort(_closedReason());
     closeQuietly(this.client);
     if (this.upstream) closeQuietly(this.upstream);
   }
+}
+
+function _closedReason(): Error {
+  return new Deno.errors.Interrupted("connection closed");
 }
 
 function closeQuietly(conn: Deno.Conn): void {
