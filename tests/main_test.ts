@@ -436,7 +436,7 @@ Deno.test("lb on SIGTERM exits after --drain-timeout even while --max-conns is r
 Deno.test("lb keeps accepting after running out of file descriptors", async () => {
   await using echo = startEchoServer();
   const denoArgs = ["run", "--allow-net", "--allow-read", MAIN];
-  const lbArgs = [...FRONT, ...backendArgs(echo.port)];
+  const lbArgs = [...FRONT, ...ADMIN, ...backendArgs(echo.port)];
   const quoted = [Deno.execPath(), ...denoArgs, ...lbArgs].map((a) => `'${a}'`).join(" ");
   // A low descriptor limit: a burst of clients exhausts it (accept fails with EMFILE).
   await using lb = await startLb(["-c", `ulimit -n 64 && exec ${quoted}`], { binary: "/bin/sh" });
@@ -448,6 +448,12 @@ Deno.test("lb keeps accepting after running out of file descriptors", async () =
     for (const client of clients) closeQuietly(client);
   }
   await waitUntil(() => echo.open === 0, "the burst to end");
+  // Every thread has closed its side too (its descriptors are free again).
+  await waitForStats(
+    await adminPort(lb),
+    "lb to close the burst",
+    (s) => s.frontends[0]!.active === 0,
+  );
   for (let i = 0; i < 3; i++) {
     using client = await connect(lb.port);
     await writeAll(client, encoder.encode(`still here ${i}`));

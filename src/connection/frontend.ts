@@ -204,7 +204,7 @@ export class Frontend {
   }
 
   #serve(conn: StreamConn): void {
-    const { gate, onEnd, logger } = this.#ctx;
+    const { gate } = this.#ctx;
     this.total++;
     let session: Session;
     try {
@@ -220,21 +220,16 @@ export class Frontend {
     }
     this.sessions.add(session);
     this.#open.add();
-    proxy(session, this.#proxyCtx).catch((error) => {
-      // A bug on one connection's path: that connection closes, lb goes on.
-      session.abort("reset");
-      logger.limited(
-        `internal:${this.name}`,
-        "proxy",
-        `${session.clientAddr} -> ${this.name}: internal error: ${describe(error)}`,
-      );
-    }).finally(() => {
-      this.sessions.delete(session);
-      this.#open.sub();
-      this.bytesIn += session.up.bytes;
-      this.bytesOut += session.down.bytes;
-      gate.leave();
-      onEnd(session);
-    });
+    void proxy(session, this.#proxyCtx, this.#done);
   }
+
+  /** Counts a connection out once `proxy` is done with it: one function for every connection. */
+  readonly #done = (session: Session): void => {
+    this.sessions.delete(session);
+    this.#open.sub();
+    this.bytesIn += session.up.bytes;
+    this.bytesOut += session.down.bytes;
+    this.#ctx.gate.leave();
+    this.#ctx.onEnd(session);
+  };
 }

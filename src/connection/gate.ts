@@ -37,12 +37,20 @@ export class Gate {
     if (this.limit === 0 || seen < this.limit) return undefined;
     return new Promise((resolve) => {
       this.#waiters.push(resolve);
-      // Another thread's connection ending changes the count, not this thread's waiters.
-      void this.#cell.changed(seen, RECHECK_MS)?.then(() => {
+      // Another thread's connection ending changes the count, not this thread's
+      // waiters: wake on the shared count's change, and look again after
+      // RECHECK_MS in any case (a timer surely wakes an idle event loop).
+      const changed = this.#cell.changed(seen, RECHECK_MS);
+      if (!changed) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const wake = () => {
+        clearTimeout(timer);
         const at = this.#waiters.indexOf(resolve);
         if (at >= 0) this.#waiters.splice(at, 1);
         resolve();
-      });
+      };
+      timer = setTimeout(wake, RECHECK_MS);
+      void changed.then(wake);
     });
   }
 

@@ -8,7 +8,7 @@ import { helloFor } from "./hello.ts";
 import { type AcceptProxy, acceptProxyHeader } from "./accept_proxy.ts";
 import { admit, type SourceLimits } from "./admission.ts";
 import type { AccessPolicy } from "../admission/policy.ts";
-import { MIN_BUFFER, pump } from "./pump.ts";
+import { type EarlyRead, MIN_BUFFER, pump } from "./pump.ts";
 import { routeBySni } from "./sni_route.ts";
 import { handshakeClient, startBackendTls } from "./tls_hop.ts";
 import type { StreamConn } from "./listen.ts";
@@ -39,57 +39,98 @@ export interface ProxyContext {
 /**
  * Proxies one client connection: picks a backend (trying others when a connect
  * fails), then copies bytes both ways until both directions end or one fails.
- * Never throws; on return both sockets are closed and `session.end` is set.
+ * Never throws (a bug on one connection's path closes that connection, with a
+ * log line); on return both sockets are closed and `session.end` is set, and
+ * `done` has been called.
+ *
+ * While the bytes flow only this frame and the two pumps' wait: an idle
+ * connection holds no more (the steps before are in `_link`, whose frame is
+ * gone by then).
  */
-export async function proxy(session: Session, ctx: ProxyContext): Promise<void> {
-  if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
-  const admitted = admit(session, ctx.policy, ctx.sources, ctx.logger);
-  const source = admitted instanceof Promise ? await admitted : admitted; // a worker asks the main thread
-  if (source === undefined) return;
+export async function proxy(
+  session: Session,
+  ctx: ProxyContext,
+  done?: (session: Session) => void,
+): Promise<void> {
+  let source: string | undefined;
   try {
-    const tls = "handshake" in session.client;
-    if (tls && !await handshakeClient(session, ctx.sniTimeout, ctx.logger)) return;
-    await _proxy(session, ctx);
+    if (ctx.acceptProxy && !await acceptProxyHeader(session, ctx.acceptProxy, ctx.logger)) return;
+    const admitted = admit(session, ctx.policy, ctx.sources, ctx.logger);
+    source = admitted instanceof Promise ? await admitted : admitted; // a worker asks the main thread
+    if (source === undefined) return;
+    const link = await _link(session, ctx);
+    if (!link) return;
+    try {
+      await Promise.all([
+        pump(session.client, link.upstream, session.up, link.first),
+        pump(link.upstream, session.client, session.down),
+      ]);
+      session.abort("eof");
+    } catch {
+      session.abort("reset"); // the first failure closes both sockets
+    } finally {
+      link.backend.closed(session.up.bytes, session.down.bytes);
+    }
+  } catch (error) {
+    session.abort("reset");
+    ctx.logger.limited(
+      `internal:${session.frontend}`,
+      "proxy",
+      `${session.clientAddr} -> ${session.frontend}: internal error: ${describe(error)}`,
+    );
   } finally {
-    if (source !== "") ctx.sources!.release(source);
+    if (source) ctx.sources!.release(source);
+    done?.(session);
   }
 }
 
-/** The connection once admitted: route, pick and connect, say hello, pump. */
-async function _proxy(session: Session, ctx: ProxyContext): Promise<void> {
+/** A connection linked to its backend, ready to pump. */
+interface _Link {
+  upstream: StreamConn;
+  backend: Backend;
+  /** A read of the client already under way, for the client → backend pump. */
+  first: EarlyRead | undefined;
+}
+
+/**
+ * The connection once admitted: the TLS handshake where lb terminates, the
+ * route by server name, pick and connect, and the hello (PROXY header, bytes
+ * read early). Undefined when it went no further (`session.end` says why).
+ */
+async function _link(session: Session, ctx: ProxyContext): Promise<_Link | undefined> {
+  const tls = "handshake" in session.client;
+  if (tls && !await handshakeClient(session, ctx.sniTimeout, ctx.logger)) return undefined;
   let among: ReadonlySet<Backend> | undefined;
   if (ctx.pool.routesBySni()) {
     among = await routeBySni(session, ctx.pool, ctx.sniTimeout, ctx.logger);
-    if (!among) return;
+    if (!among) return undefined;
   }
   // Where a header is sent, the client's first read runs while the backend is
   // dialled: bytes there by then go out with the header in one write.
   const early = ctx.pool.sendsProxy() ? _readEarly(session.client) : undefined;
   const upstream = await connectBackend(session, ctx, among);
-  if (!upstream) return session.abort(session.end ?? "no-backend");
-  const backend = session.backend!;
-  const fail = () => session.abort("reset");
-  try {
-    // What goes before the client's stream, in one write: our PROXY header,
-    // bytes read before the pumps (after a PROXY header we accepted, or
-    // during the dial).
-    let first = early;
-    const extra = early?.n ? early.buf.subarray(0, early.n) : undefined;
-    const hello = helloFor(session, backend, extra);
-    if (extra) first = undefined; // consumed: the pump starts with a fresh read
-    if (hello) {
-      await writeAll(upstream, hello).catch(fail);
-      session.up.bytes += (session.prefetch?.length ?? 0) + (extra?.length ?? 0);
-    }
-    if (early?.n === null) first = { buf: early.buf, read: Promise.resolve(null) };
-    await Promise.all([
-      pump(session.client, upstream, session.up, first).catch(fail),
-      pump(upstream, session.client, session.down).catch(fail),
-    ]);
-    session.abort("eof");
-  } finally {
-    backend.closed(session.up.bytes, session.down.bytes);
+  if (!upstream) {
+    session.abort(session.end ?? "no-backend");
+    return undefined;
   }
+  const backend = session.backend!;
+  // What goes before the client's stream, in one write: our PROXY header,
+  // bytes read before the pumps (after a PROXY header we accepted, or
+  // during the dial).
+  let first: EarlyRead | undefined = early;
+  const extra = early?.n ? early.buf.subarray(0, early.n) : undefined;
+  const hello = helloFor(session, backend, extra);
+  if (extra) first = undefined; // consumed: the pump starts with a fresh read
+  if (hello) {
+    try {
+      await writeAll(upstream, hello);
+    } catch {
+      session.abort("reset");
+    }
+    session.up.bytes += (session.prefetch?.length ?? 0) + (extra?.length ?? 0);
+  }
+  if (early?.n === null) first = { buf: early.buf, read: Promise.resolve(null) };
+  return { upstream, backend, first };
 }
 
 /** A read of the client started now; `n` is set once it has completed (null: EOF). */

@@ -60,15 +60,21 @@ Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads"
   ]);
   const admin = await adminPort(lb);
   const clients = await openClients(lb.port, 30);
+  // A client is served once its byte comes back through a backend.
+  const served = new Set<Deno.TcpConn>();
+  for (const client of clients) {
+    readExactly(client, 1).then(() => served.add(client), () => {});
+  }
   try {
-    await waitUntil(() => echo.accepted === 10, "10 connections through");
+    await waitUntil(() => echo.accepted === 10 && served.size === 10, "10 connections through");
     // Twenty more clients are connected and waiting: lb never lets an 11th through.
     for (let i = 0; i < 5; i++) {
       assert.equal(await metricValue(admin, "lb_frontend_connections_active"), 10);
       assert.equal(echo.accepted, 10);
     }
-    for (const client of clients.slice(0, 10)) client.close();
-    await waitUntil(() => echo.accepted === 20, "10 more once 10 closed");
+    const first = [...served];
+    for (const client of first) client.close();
+    await waitUntil(() => echo.accepted === 20 && served.size === 20, "10 more once 10 closed");
     for (let i = 0; i < 5; i++) {
       assert.equal(await metricValue(admin, "lb_frontend_connections_active"), 10);
       assert.equal(echo.accepted, 20);
