@@ -129,6 +129,7 @@ export class SharedCounters {
   readonly #totals: Int32Array;
   readonly #cells = new Map<string, Cell>();
   #full = false;
+  #toldFull = false;
 
   private constructor(buffer: SharedArrayBuffer, thread: number) {
     this.buffer = buffer;
@@ -160,6 +161,13 @@ export class SharedCounters {
   /** Whether a name found no free slot (its counter is then this thread's alone). */
   get full(): boolean {
     return this.#full;
+  }
+
+  /** True once, the first time it is asked after the table became full: warn then. */
+  fullNews(): boolean {
+    if (!this.#full || this.#toldFull) return false;
+    this.#toldFull = true;
+    return true;
   }
 
   /**

@@ -88,6 +88,13 @@ export class Frontend {
       backend.share(counters.cell(`backend\0${this.name}\0${backend.id}`));
     }
     pool.strategy.share?.(counters.cell(`turn\0${this.name}`));
+    if (counters.fullNews()) {
+      this.#ctx.logger.log(
+        "lb",
+        `warning: the table of shared counters is full (${counters.slots} names): backends ` +
+          `new from now on count their connections per thread (maxconn, leastconn per thread)`,
+      );
+    }
   }
 
   /** Replaces the connect settings new connections use (on reload). */

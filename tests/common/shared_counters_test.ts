@@ -69,3 +69,12 @@ function _totalOffset(counters: SharedCounters, cell: Cell): number {
   cell.sub();
   return 8 + counters.slots * 12 + slot * 4;
 }
+
+Deno.test("SharedCounters.fullNews is true once, after the table fills", () => {
+  const main = SharedCounters.create(1, 2);
+  main.cell("a");
+  main.cell("b");
+  assertEquals(main.fullNews(), false);
+  main.cell("c");
+  assertEquals([main.fullNews(), main.fullNews()], [true, false]);
+});
