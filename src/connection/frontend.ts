@@ -187,7 +187,7 @@ export class Frontend {
         if (fds) await new Promise((resolve) => setTimeout(resolve, 10));
         continue;
       }
-      if (!gate.tryEnter() && !await this.#hold(conn)) return;
+      if (!gate.tryEnter() && !await this.#hold(conn, listener)) return;
       this.#serve(conn);
     }
   }
@@ -196,11 +196,12 @@ export class Frontend {
    * Another loop (another frontend or thread) took the last place between
    * this loop's check and its accept: the client waits, connected and unread,
    * as it would have in the backlog, until a place frees. Closes it and
-   * returns false when the frontend stops first.
+   * returns false when the frontend stops or moves first.
    */
-  async #hold(conn: StreamConn): Promise<boolean> {
+  async #hold(conn: StreamConn, listener: FrontListener): Promise<boolean> {
     const { gate } = this.#ctx;
-    while (!this.#stopped) {
+    // Until the frontend stops or moves (a reload waits for this loop to end).
+    while (!this.#stopped && listener === this.listener) {
       await gate.wait();
       if (gate.tryEnter()) return true;
     }

@@ -114,9 +114,27 @@ async function _link(session: Session, ctx: ProxyContext): Promise<_Link | undef
     return undefined;
   }
   const backend = session.backend!;
-  // What goes before the client's stream, in one write: our PROXY header,
-  // bytes read before the pumps (after a PROXY header we accepted, or
-  // during the dial).
+  try {
+    return { upstream, backend, first: await _hello(session, upstream, backend, early) };
+  } catch (error) {
+    backend.closed(session.up.bytes, session.down.bytes); // counted in by the connect
+    throw error;
+  }
+}
+
+/**
+ * Writes what goes before the client's stream, in one write: our PROXY
+ * header, bytes read before the pumps (after a PROXY header we accepted, or
+ * during the dial). A failed write ends the session.
+ *
+ * @returns The read the client → backend pump starts with, if one is under way.
+ */
+async function _hello(
+  session: Session,
+  upstream: StreamConn,
+  backend: Backend,
+  early: _Early | undefined,
+): Promise<EarlyRead | undefined> {
   let first: EarlyRead | undefined = early;
   const extra = early?.n ? early.buf.subarray(0, early.n) : undefined;
   const hello = helloFor(session, backend, extra);
@@ -130,7 +148,7 @@ async function _link(session: Session, ctx: ProxyContext): Promise<_Link | undef
     session.up.bytes += (session.prefetch?.length ?? 0) + (extra?.length ?? 0);
   }
   if (early?.n === null) first = { buf: early.buf, read: Promise.resolve(null) };
-  return { upstream, backend, first };
+  return first;
 }
 
 /** A read of the client started now; `n` is set once it has completed (null: EOF). */

@@ -287,12 +287,14 @@ export class Workers implements Helpers {
     });
   }
 
-  #answer<T>(asks: Map<number, _Ask<T>>, id: number, index: number, answer: T): void {
+  /** Records `index`'s answer to question `id`; false when nobody waits for it any more. */
+  #answer<T>(asks: Map<number, _Ask<T>>, id: number, index: number, answer: T): boolean {
     const ask = asks.get(id);
-    if (!ask) return;
+    if (!ask) return false;
     ask.answers.set(index, answer);
     ask.waiting.delete(index);
     if (ask.waiting.size === 0) ask.done();
+    return true;
   }
 
   /** A worker is gone: no question waits for it any more. */
@@ -328,8 +330,19 @@ export class Workers implements Helpers {
         const reply = event.data;
         if (reply.type === "ready") {
           ready = true;
+          if (startedWith !== this.#lb.config) {
+            // A reload applied while it started, without it: start it again on the new config.
+            worker.onmessage = worker.onerror = null;
+            worker.terminate();
+            this.#leftBehind(index);
+            return void this.#spawn(index, generation + 1).then(resolve);
+          }
           this.#live.set(index, worker);
-          this.#sync(worker); // start from the main thread's view
+          // Start from the main thread's view: names' addresses, health and drain state.
+          worker.postMessage(
+            { type: "pools", config: this.#workerConfig() } satisfies ControlMessage,
+          );
+          this.#sync(worker);
           resolve(undefined);
         } else if (reply.type === "sync") {
           this.#sync(worker);
@@ -352,7 +365,12 @@ export class Workers implements Helpers {
         } else if (reply.type === "applied") {
           this.#answer(this.#appliedAsks, reply.request, index, true);
         } else if (reply.type === "prepared") {
-          this.#answer(this.#prepareAsks, reply.reload, index, reply.error);
+          if (!this.#answer(this.#prepareAsks, reply.reload, index, reply.error)) {
+            // Too late: that reload was already refused (or applied without it). Drop the plan.
+            worker.postMessage(
+              { type: "decide", reload: reply.reload, apply: false } satisfies ControlMessage,
+            );
+          }
         } else if (reply.type === "failed") {
           gone(reply.message);
         } else {
@@ -366,7 +384,8 @@ export class Workers implements Helpers {
         gone(event.message);
       };
       // Names are looked up in the main thread only: a worker gets their addresses.
-      const config = workerConfig(expandedConfig(this.#lb), _bound(this.#lb));
+      const startedWith = this.#lb.config;
+      const config = this.#workerConfig();
       const shared = this.#options.counters.buffer;
       const message: StartMessage = { index, generation, args: this.#args, config, shared };
       worker.postMessage(message);
@@ -393,8 +412,12 @@ export class Workers implements Helpers {
 
   /** The names' addresses changed here: every worker takes the new pools, then syncs. */
   followPools(): void {
-    const config = workerConfig(expandedConfig(this.#lb), _bound(this.#lb));
-    this.#post({ type: "pools", config });
+    this.#post({ type: "pools", config: this.#workerConfig() });
+  }
+
+  /** The config a worker runs now: the main thread's, names expanded, on its ports. */
+  #workerConfig(): Config {
+    return workerConfig(expandedConfig(this.#lb), _bound(this.#lb));
   }
 
   /** A worker's connection asks the one per-source table, here; what it let in is counted per worker. */
@@ -482,7 +505,9 @@ function _health(backend: Backend): ControlMessage {
 let _lb: Lb | undefined;
 let _metrics: Metrics | undefined;
 /** The reload the main thread asked for, planned here and waiting for its decision. */
-let _decide: ((apply: boolean) => void) | undefined;
+let _deciding: { reload: number; decide: (apply: boolean) => void } | undefined;
+/** A plan no decision reaches in this long is dropped (the main thread gave up on it). */
+const DECIDE_TIMEOUT_MS = 30_000;
 
 /** A worker: serves like the main thread (see `serve`), without admin or workers of its own. */
 async function _work(start: StartMessage): Promise<void> {
@@ -532,28 +557,33 @@ function _control(lb: Lb, message: ControlMessage): void {
       const reloadId = message.reload;
       // Plans here, says so, and applies or drops the plan as the main thread decides.
       const peers: ReloadPeers = {
-        prepare: () => {
-          const decided = new Promise<boolean>((resolve) => _decide = resolve);
-          post({ type: "prepared", reload: reloadId });
-          return decided.then((apply) => {
-            if (!apply) throw new Error("refused by another thread");
+        prepare: async () => {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const apply = await new Promise<boolean>((decide) => {
+            _deciding = { reload: reloadId, decide };
+            timer = setTimeout(() => decide(false), DECIDE_TIMEOUT_MS);
+            post({ type: "prepared", reload: reloadId });
           });
+          clearTimeout(timer);
+          if (!apply) throw new Error("refused by another thread");
         },
         decide: () => {},
       };
       reload(lb, message.config, peers).then(() => post({ type: "sync" }), (error) => {
         // Planning failed before `prepare`: say why; after it, the main thread already knows.
-        if (_decide === undefined) {
+        if (_deciding?.reload !== reloadId) {
           post({ type: "prepared", reload: reloadId, error: describe(error) });
         }
-      }).finally(() => _decide = undefined);
+      }).finally(() => {
+        if (_deciding?.reload === reloadId) _deciding = undefined;
+      });
       break;
     }
     case "pools":
       void followPools(lb, message.config).then(() => post({ type: "sync" }));
       break;
     case "decide":
-      _decide?.(message.apply);
+      if (_deciding?.reload === message.reload) _deciding.decide(message.apply);
       break;
     case "admitted":
       _admissions.get(message.request)?.(message.verdict);

@@ -148,3 +148,31 @@ Deno.test("Frontends sharing a gate hold it exactly: a client one loop accepted 
   }
   await waitUntil(() => gate.open === 0, "sessions to end");
 });
+
+Deno.test("Frontend moved by a reload while its loop holds a client past the gate: the move does not wait for a place", async () => {
+  await using echo = startEchoServer();
+  const gate = new Gate(1);
+  const a = frontend(echo.port, gate);
+  const b = frontend(echo.port, gate);
+  a.server.start();
+  b.server.start();
+  try {
+    using a1 = await Deno.connect({ hostname: LOOPBACK, port: a.port });
+    await writeAll(a1, encoder.encode("a"));
+    await readExactly(a1, 1);
+    using b1 = await Deno.connect({ hostname: LOOPBACK, port: b.port });
+    await writeAll(b1, encoder.encode("b"));
+    await waitUntil(() => gate.open === 1 && b.server.total === 0, "b1 held past the gate");
+    // The reload moves B while a1 still holds the only place.
+    const moved = Deno.listen({ hostname: LOOPBACK, port: 0 });
+    await withTimeout(b.server.relisten({ listener: moved, tls: undefined }), 5000, "the move");
+    assertEquals(await withTimeout(readAll(b1), 5000, "b1 closed"), new Uint8Array(0));
+    assertEquals(echo.accepted, 1, "the held client reached no backend");
+    await a1.closeWrite();
+    await readAll(a1);
+  } finally {
+    await a.server.stop();
+    await b.server.stop();
+  }
+  await waitUntil(() => gate.open === 0, "sessions to end");
+});

@@ -123,3 +123,18 @@ Deno.test("proxy aborted while dialling stops at once and blames no backend", as
   assertEquals([backend.active, backend.connectFailures], [0, 0]);
   assertEquals(lines.filter((l) => l.includes("error dialing")), []);
 });
+
+Deno.test("proxy whose hello cannot be built ends the connection and counts the backend's connection out", async () => {
+  await using echo = startEchoServer();
+  const { ctx, lines } = context([echo.port]);
+  const backend = ctx.pool.backends[0]!;
+  backend.configure({ weight: 1, backup: false, maxConn: 0, proxy: "v2" });
+  const [client, accepted] = await tcpPair();
+  using _client = client;
+  const session = new Session(accepted, "main");
+  session.authority = "a".repeat(70_000); // past a PROXY v2 header's 65535-byte block
+  await withTimeout(proxy(session, ctx), 5000, "proxy to return");
+  assertEquals(session.end, "reset");
+  assertEquals(backend.active, 0, "counted out: maxconn and leastconn see it gone");
+  ok(lines.some((line) => /internal error/.test(line)), lines.join("\n"));
+});

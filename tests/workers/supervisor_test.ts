@@ -100,3 +100,27 @@ Deno.test("a reload one worker refuses is refused for all: the old config keeps 
     await workers.stopped(100);
   }
 });
+
+Deno.test("a worker that answers a reload too late is told to drop its plan", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = twoWorkerLb(lines);
+  await using _lb = lb;
+  lb.start();
+  const logged: string[] = [];
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module: new URL("./_late_worker.ts", import.meta.url),
+    counters: SharedCounters.create(2),
+    prepareTimeoutMs: 100,
+    onAccessLog: (text) => void logged.push(text),
+  });
+  try {
+    const next = structuredClone(config);
+    next.maxConns = 7;
+    await rejects(() => reload(lb, next, workers.peers), /worker 1 did not answer/);
+    assertEquals(lb.config.maxConns, config.maxConns);
+    await waitUntil(() => logged.some((l) => /^decide \d+ false$/m.test(l)), "decide false");
+  } finally {
+    await workers.stopped(100);
+  }
+});
