@@ -467,6 +467,9 @@ export class Workers implements Helpers {
     this.#options.logger.log("lb", `worker ${index} died (${why}); restarting in ${delay}ms`);
     setTimeout(async () => {
       if (this.#stopping) return;
+      // Again, now that the thread has surely stopped: anything it counted after
+      // the first reclaim (it may run on briefly after `terminate`) is taken back.
+      this.#options.counters.reclaim(index);
       const failed = await this.#spawn(index, generation + 1);
       this.#restarts++;
       if (failed) this.#options.logger.log("lb", `worker ${index} did not restart: ${failed}`);
