@@ -36,20 +36,19 @@ export class Gate {
     const seen = this.#cell.value;
     if (this.limit === 0 || seen < this.limit) return undefined;
     return new Promise((resolve) => {
-      this.#waiters.push(resolve);
       // Another thread's connection ending changes the count, not this thread's
       // waiters: wake on the shared count's change, and look again after
       // RECHECK_MS in any case (a timer surely wakes an idle event loop).
       const changed = this.#cell.changed(seen, RECHECK_MS);
-      if (!changed) return;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (!changed) return void this.#waiters.push(resolve);
       const wake = () => {
         clearTimeout(timer);
-        const at = this.#waiters.indexOf(resolve);
+        const at = this.#waiters.indexOf(wake);
         if (at >= 0) this.#waiters.splice(at, 1);
         resolve();
       };
-      timer = setTimeout(wake, RECHECK_MS);
+      const timer = setTimeout(wake, RECHECK_MS);
+      this.#waiters.push(wake);
       void changed.then(wake);
     });
   }
