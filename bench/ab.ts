@@ -17,6 +17,7 @@ import { freePort, sleep, waitListening } from "./net.ts";
 import { startHttpBackends, startPeer } from "./peers.ts";
 import { findTools } from "./tools.ts";
 import { runWrk } from "./wrk.ts";
+import { spawnDenoProxy } from "./deno_proxy.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -44,17 +45,11 @@ async function startVariant(spec: string, backends: number[]) {
   const [path, semi] = spec.split("#semi=");
   const main = path!.endsWith(".ts") ? path! : `${path}/main.ts`;
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--unstable-net",
-      `--v8-flags=${semi ? `--max-semi-space-size=${semi}` : LB_V8_FLAGS}`,
-      main,
-      "-f",
-      `127.0.0.1:${port}`,
-      ...backends.flatMap((p) => ["-p", `127.0.0.1:${p}`]),
+  const child = spawnDenoProxy(
+    main,
+    port,
+    backends,
+    [
       "--log",
       "off",
       "--health-interval",
@@ -62,9 +57,8 @@ async function startVariant(spec: string, backends: number[]) {
       // lb with one worker, against the single-threaded floor: per-connection CPU compares.
       ...(path!.endsWith(".ts") ? [] : ["--workers", "1"]),
     ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+    semi ? `--max-semi-space-size=${semi}` : LB_V8_FLAGS,
+  );
   await waitListening(port);
   return {
     port,

@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { LB_V8_FLAGS } from "../support/compile.ts";
+import { spawnDenoProxy } from "./deno_proxy.ts";
 import { idleMemory } from "./memory.ts";
 import { freePort, sleep, waitListening } from "./net.ts";
 
@@ -32,23 +32,7 @@ async function measure(kind: "lb" | "floor"): Promise<number> {
   const extra = kind === "lb"
     ? ["--log", "off", "--health-interval", "0", "--workers", values.workers!]
     : [];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--unstable-net",
-      `--v8-flags=${LB_V8_FLAGS}`,
-      main,
-      "-f",
-      `127.0.0.1:${port}`,
-      "-p",
-      `127.0.0.1:${backendPort}`,
-      ...extra,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = spawnDenoProxy(main, port, [backendPort], extra);
   try {
     await waitListening(port);
     await sleep(500);

@@ -43,21 +43,22 @@ async function exchange(port: number, text: string): Promise<string> {
   }
 }
 
-const COMMON = ["--health-interval", "0", "--log", "off", "--workers", "2"];
+/** lb with two threads in front of `backends` (`-p` values), no health checks, no access log. */
+function twoWorkers(backends: string[], ...extra: string[]) {
+  return startLb([
+    "-f",
+    `${LOOPBACK}:0`,
+    ...backends.flatMap((backend) => ["-p", backend]),
+    ...["--health-interval", "0", "--log", "off", "--workers", "2"],
+    ...extra,
+  ]);
+}
+
+const ADMIN = ["--admin", `${LOOPBACK}:0`];
 
 Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads", async () => {
   await using echo = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${echo.port}`,
-    "--max-conns",
-    "10",
-    "--admin",
-    `${LOOPBACK}:0`,
-    ...COMMON,
-  ]);
+  await using lb = await twoWorkers([`${LOOPBACK}:${echo.port}`], "--max-conns", "10", ...ADMIN);
   const admin = await adminPort(lb);
   const clients = await openClients(lb.port, 30);
   // A client is served once its byte comes back through a backend.
@@ -87,14 +88,9 @@ Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads"
 Deno.test("--workers 2: a backend's maxconn=3 holds across threads, the rest go elsewhere", async () => {
   await using small = startEchoServer();
   await using big = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
+  await using lb = await twoWorkers([
     `${LOOPBACK}:${small.port},maxconn=3`,
-    "-p",
     `${LOOPBACK}:${big.port}`,
-    ...COMMON,
   ]);
   const clients = await openClients(lb.port, 20);
   try {
@@ -109,19 +105,12 @@ Deno.test("--workers 2: a backend's maxconn=3 holds across threads, the rest go 
 Deno.test("--workers 2 leastconn compares global counts; drain and enable reach every thread", async () => {
   await using a = startEchoServer();
   await using b = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${a.port}`,
-    "-p",
-    `${LOOPBACK}:${b.port}`,
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${a.port}`, `${LOOPBACK}:${b.port}`],
     "--balance",
     "leastconn",
-    "--admin",
-    `${LOOPBACK}:0`,
-    ...COMMON,
-  ]);
+    ...ADMIN,
+  );
   const admin = await adminPort(lb);
   const idB = `${LOOPBACK}:${b.port}`;
   const post = async (path: string) => {
@@ -152,15 +141,7 @@ Deno.test("--workers 2 leastconn compares global counts; drain and enable reach 
 
 Deno.test("--workers 2: /metrics and /stats total the requests of every thread", async () => {
   await using echo = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${echo.port}`,
-    "--admin",
-    `${LOOPBACK}:0`,
-    ...COMMON,
-  ]);
+  await using lb = await twoWorkers([`${LOOPBACK}:${echo.port}`], ...ADMIN);
   const admin = await adminPort(lb);
   const replies = await Promise.all(
     Array.from({ length: 50 }, (_, i) => exchange(lb.port, `req ${i}`)),
@@ -201,7 +182,7 @@ Deno.test("--workers 2: SIGHUP reloads every thread; SIGTERM lets open connectio
       }),
     );
   await write(a.port);
-  await using lb = await startLb(["--config", file, "--admin", `${LOOPBACK}:0`]);
+  await using lb = await startLb(["--config", file, ...ADMIN]);
   const admin = await adminPort(lb);
   try {
     await write(b.port);
