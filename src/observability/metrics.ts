@@ -654,6 +654,18 @@ function _processFamilies(out: _Exposition, snap: StatsSnapshot, source: Metrics
     [{ result: "rejected" }, snap.reloads.rejected],
   ]);
   out.family(
+    "lb_thread_connections_active",
+    "gauge",
+    "Client connections open now, per thread (0 the main thread, then each worker).",
+    snap.threads.map((t) => [{ thread: String(t.thread) }, t.active] as const),
+  );
+  out.family(
+    "lb_thread_connections_total",
+    "counter",
+    "Client connections accepted per thread since that thread started (a restarted worker starts at 0).",
+    snap.threads.map((t) => [{ thread: String(t.thread) }, t.total] as const),
+  );
+  out.family(
     "lb_source_table_entries",
     "gauge",
     "Client sources tracked for the per-source limits.",

@@ -160,6 +160,10 @@ Deno.test("--workers 2: /metrics and /stats total the requests of every thread",
   assert.equal(stats.threads.reduce((n, t) => n + t.total, 0), 50);
   assert.ok(stats.threads.every((t) => t.total > 0), JSON.stringify(stats.threads));
   assert.equal(await metricValue(admin, "lb_frontend_connections_total"), 50);
+  const perThread = await Promise.all(
+    [0, 1].map((t) => metricValue(admin, "lb_thread_connections_total", `{thread="${t}"}`)),
+  );
+  assert.equal(perThread[0]! + perThread[1]!, 50);
   assert.equal(await metricValue(admin, "lb_backend_connections_total"), 50);
   // A counter never goes backwards between scrapes.
   const again = await fetchStats(admin);
