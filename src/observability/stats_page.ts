@@ -38,7 +38,7 @@ export const STATS_PAGE = `<!doctype html>
 </head>
 <body>
 <h1>lb stats</h1>
-<div id="meta"><span id="version"></span> · up <span id="uptime">?</span> · RSS <span id="rss">?</span>
+<div id="meta"><span id="version"></span> · up <span id="uptime">?</span> · RSS <span id="rss">?</span> · threads <span id="threads">?</span>
   · <span id="status">loading…</span></div>
 <noscript><p>This page needs JavaScript; the same data is at <a href="/stats">/stats</a> and
 <a href="/metrics">/metrics</a>.</p></noscript>
@@ -164,6 +164,8 @@ async function refresh() {
     document.getElementById("version").textContent = "lb " + stats.version;
     document.getElementById("uptime").textContent = duration(stats.uptimeSeconds);
     document.getElementById("rss").textContent = bytes(stats.rssBytes);
+    document.getElementById("threads").textContent = (stats.threads || [])
+      .map((t) => t.thread + ": " + t.active + " open, " + t.total + " accepted").join("; ");
     document.getElementById("frontends").replaceChildren(...stats.frontends.map(frontendTable));
     status.textContent = "updated " + new Date(stats.time).toLocaleTimeString();
     status.className = "";

@@ -205,6 +205,7 @@ const READ_ROWS = `(() => {
   });
   return {
     status: document.getElementById("status")?.textContent ?? "",
+    threads: document.getElementById("threads")?.textContent ?? "",
     frontends: [...document.querySelectorAll("tr.frontend")].map((tr) => row(tr, tr.dataset.frontend)),
     backends: [...document.querySelectorAll("tr.backend")].map((tr) => row(tr, tr.dataset.backend)),
   };
@@ -212,6 +213,8 @@ const READ_ROWS = `(() => {
 
 interface Page {
   status: string;
+  /** Each thread: `N: A open, T accepted`, joined by "; ". */
+  threads: string;
   frontends: Row[];
   backends: Row[];
 }
@@ -286,6 +289,10 @@ Deno.test({
       assertEquals(page.backends.map((r) => r.weight), ["1", "2"]);
       assertEquals(page.backends.reduce((n, r) => n + Number(r.total), 0), 3);
       assert(page.status.startsWith("updated"), page.status);
+      // One entry per thread (lb's default: one per core), their accepted connections the 3.
+      const threads = [...page.threads.matchAll(/(\d+): (\d+) open, (\d+) accepted/g)];
+      assertEquals(threads.length, navigator.hardwareConcurrency, page.threads);
+      assertEquals(threads.reduce((n, m) => n + Number(m[3]), 0), 3);
 
       // New traffic shows up without reloading the page, including an open connection.
       using open = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
