@@ -5,7 +5,7 @@ import { type Flags, parseFlags, USAGE } from "../config/flags.ts";
 import { loadConfig } from "../config/load.ts";
 import { readAdminToken } from "../observability/admin_guard.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
-import { Workers } from "../workers/worker.ts";
+import { Workers } from "../workers/supervisor.ts";
 import { SharedCounters } from "../common/shared_counters.ts";
 import { checkNames } from "./discovered.ts";
 import { serve } from "./serve.ts";

@@ -8,7 +8,7 @@ import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict
 import { defaultConfig } from "../../src/config/config.ts";
 import { Lb } from "../../src/lb/lb.ts";
 import { Logger } from "../../src/observability/log.ts";
-import { Workers } from "../../src/workers/worker.ts";
+import { Workers } from "../../src/workers/supervisor.ts";
 import { SharedCounters } from "../../src/common/shared_counters.ts";
 import { freePort, LOOPBACK, waitUntil } from "../_helpers.ts";
 import { reload } from "../../src/lb/reload.ts";

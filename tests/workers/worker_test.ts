@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
-import { workerConfig } from "../../src/workers/worker.ts";
+import { workerConfig } from "../../src/workers/messages.ts";
 import { startLb } from "../../support/lb_process.ts";
 import { LOOPBACK, readAll, startEchoServer, waitUntil, writeAll } from "../_helpers.ts";
 

@@ -1,0 +1,437 @@
+/**
+ * `--workers N|auto`: N accept loops on the same ports, one load balancer.
+ * The main thread serves as before; N-1 Workers each run their own
+ * {@link Lb} on the same listen addresses through `SO_REUSEPORT` (the kernel
+ * spreads new connections over the listeners), which needs Deno's
+ * `--unstable-net` (`"unstable": ["net"]` in deno.json, `--unstable-net`
+ * when compiling).
+ *
+ * One balancer across threads:
+ * - shared counts (`SharedCounters`, a `SharedArrayBuffer`): the
+ *   `--max-conns` gate and each backend's open connections, so `--max-conns`
+ *   and `maxconn` hold exactly and `leastconn`/`p2c` compare global counts;
+ * - decided in the main thread and passed on at once: health (checked once
+ *   there; a worker sends its failed connects), an operator's drain and
+ *   enable, and reloads, all or none: every worker plans the new config and
+ *   answers, and only when all could does any apply it (two phases);
+ * - gathered by the main thread: the access log (one writer: workers send
+ *   whole lines) and each worker's counters for the admin's one view (a
+ *   worker that died leaves its counters, so none goes backwards).
+ *
+ * Still per worker: the round-robin position, per-source limits, DNS
+ * lookups, the idle sweep and the drain on SIGTERM. The main thread restarts
+ * a worker that dies (its part of the shared counts is taken back first) and
+ * starts without one that cannot start.
+ *
+ * This file is the main thread's side: {@link Workers}. The Worker entry is
+ * `worker.ts`; what they say to each other is in `messages.ts`.
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { describe } from "../common/errors.ts";
+import type { Lb } from "../lb/lb.ts";
+import type { Logger } from "../observability/log.ts";
+import { addTallies, departedPart, type Tally } from "../observability/metrics.ts";
+import type { SharedCounters } from "../common/shared_counters.ts";
+import { expandedConfig, type ReloadPeers } from "../lb/reload.ts";
+import type { Helpers } from "../lb/serve.ts";
+import type { SourceVerdict } from "../connection/admission.ts";
+import {
+  backendsWithId,
+  boundPorts,
+  type ControlMessage,
+  healthMessage,
+  type StartMessage,
+  workerConfig,
+  type WorkerReply,
+} from "./messages.ts";
+
+/** Options for {@link Workers.start}. */
+export interface WorkersOptions {
+  /** Where warnings and restarts are logged. */
+  logger: Logger;
+  /** The counters every thread shares; the main thread is thread 0. */
+  counters: SharedCounters;
+  /** The Worker module. @default this module (the compile task includes it) */
+  module?: URL;
+  /** Wait before restarting a worker that died. @default 1000 */
+  restartDelayMs?: number;
+  /** Longest wait for a worker's answer to a reload (then it is refused). @default 10000 */
+  prepareTimeoutMs?: number;
+  /** Longest wait for a worker's counters (then its last ones are shown). @default 1000 */
+  tallyTimeoutMs?: number;
+  /** Takes a worker's access-log lines (whole lines): the main thread is the one writer. */
+  onAccessLog?: (lines: string) => void;
+}
+
+/** A question to every live worker, answered by each (or given up on). */
+interface _Ask<T> {
+  waiting: Set<number>;
+  answers: Map<number, T>;
+  done: () => void;
+}
+
+/**
+ * The other accept loops, from the main thread's side: starts them, restarts
+ * one that dies (its connections are lost, nobody else's), passes on what
+ * the main thread decides (health, drain and enable, reloads, all or none)
+ * and gathers their counters for the admin. A worker that cannot start (a
+ * compiled binary without the worker module, say) leaves lb serving with the
+ * loops it has, with one warning naming the cause: never a failed start.
+ */
+export class Workers implements Helpers {
+  readonly #lb: Lb;
+  readonly #args: string[];
+  readonly #options: WorkersOptions;
+  readonly #live = new Map<number, Worker>();
+  #stopping = false;
+  #restarts = 0;
+  #onStopped: (() => void) | undefined;
+  /** Each live worker's latest counters, and what dead ones left. */
+  readonly #last = new Map<number, Tally>();
+  #departed: Tally | undefined;
+  #asks = 0;
+  readonly #tallyAsks = new Map<number, _Ask<Tally>>();
+  readonly #prepareAsks = new Map<number, _Ask<string | undefined>>();
+  readonly #appliedAsks = new Map<number, _Ask<true>>();
+  /** Per worker, the sources its open connections hold in the per-source table. */
+  readonly #admitted = new Map<number, Map<string, number>>();
+  /** Workers holding the plan of the reload in progress, waiting for `decide`. */
+  #deciding: { reload: number; workers: number[] } | undefined;
+
+  private constructor(lb: Lb, args: string[], options: WorkersOptions) {
+    this.#lb = lb;
+    this.#args = args;
+    this.#options = options;
+  }
+
+  /** Workers serving now (beside the main thread). */
+  get running(): number {
+    return this.#live.size;
+  }
+
+  /** Workers restarted after dying. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /**
+   * Starts `config.workers - 1` Workers serving `lb`'s frontends (on the
+   * ports `lb` bound) and waits until each listens or fails. Never throws.
+   *
+   * @param args The command line (a worker reads the same flags).
+   */
+  static async start(
+    config: Config,
+    lb: Lb,
+    args: string[],
+    options: WorkersOptions,
+  ): Promise<Workers> {
+    const workers = new Workers(lb, args, options);
+    // Health is checked once, here; every worker follows each change at once.
+    lb.health.watch((backend) => workers.#post(healthMessage(backend)));
+    const indexes = Array.from({ length: config.workers - 1 }, (_, i) => i + 1);
+    const failures = (await Promise.all(indexes.map((index) => workers.#spawn(index, 0))))
+      .filter((why) => why !== undefined);
+    if (failures.length > 0) {
+      options.logger.log(
+        "lb",
+        `warning: ${failures.length} worker(s) did not start (${failures[0]}): serving with ` +
+          `${workers.running + 1} accept loop(s)`,
+      );
+    }
+    return workers;
+  }
+
+  /** A reload reaches every worker, all or none (see `ReloadPeers`). */
+  readonly peers: ReloadPeers = {
+    prepare: async (next, ports) => {
+      const reload = ++this.#asks;
+      const config = workerConfig(next, ports);
+      const answers = await this.#ask(
+        this.#prepareAsks,
+        reload,
+        { type: "prepare", reload, config },
+        this.#options.prepareTimeoutMs ?? 10_000,
+      );
+      this.#deciding = { reload, workers: [...answers.keys()] };
+      for (const [index, error] of answers) {
+        if (error !== undefined) throw new Error(`worker ${index}: ${error}`);
+      }
+      const silent = [...this.#live.keys()].filter((index) => !answers.has(index));
+      if (silent.length > 0) throw new Error(`worker ${silent[0]} did not answer`);
+    },
+    decide: (apply) => {
+      const deciding = this.#deciding;
+      this.#deciding = undefined;
+      for (const index of deciding?.workers ?? []) {
+        this.#live.get(index)?.postMessage(
+          { type: "decide", reload: deciding!.reload, apply } satisfies ControlMessage,
+        );
+      }
+    },
+  };
+
+  /** Every worker's counters now (a slow one's latest), and what dead ones left. */
+  async tallies(): Promise<Tally[]> {
+    const request = ++this.#asks;
+    const answers = await this.#ask(
+      this.#tallyAsks,
+      request,
+      { type: "tally", request },
+      this.#options.tallyTimeoutMs ?? 1000,
+    );
+    for (const [index, tally] of answers) this.#last.set(index, tally);
+    return [...this.#last.values(), ...(this.#departed ? [this.#departed] : [])];
+  }
+
+  /**
+   * Drains or enables backend `id` in every worker (the admin did it here);
+   * resolves once each has applied it (or died, or 1 s passed).
+   */
+  async backendAction(
+    id: string,
+    action: "drain" | "enable",
+    frontends: readonly string[],
+  ): Promise<void> {
+    const request = ++this.#asks;
+    const message: ControlMessage = { type: "backend", id, action, frontends, request };
+    await this.#ask(this.#appliedAsks, request, message, this.#options.tallyTimeoutMs ?? 1000);
+  }
+
+  #post(message: ControlMessage): void {
+    for (const worker of this.#live.values()) worker.postMessage(message);
+  }
+
+  /** Asks every live worker; resolves with the answers when all have answered, died, or `timeoutMs` passed. */
+  #ask<T>(
+    asks: Map<number, _Ask<T>>,
+    id: number,
+    message: ControlMessage,
+    timeoutMs: number,
+  ): Promise<Map<number, T>> {
+    const ask: _Ask<T> = {
+      waiting: new Set(this.#live.keys()),
+      answers: new Map(),
+      done: () => {},
+    };
+    if (ask.waiting.size === 0) return Promise.resolve(ask.answers);
+    asks.set(id, ask);
+    const answered = new Promise<void>((resolve) => ask.done = resolve);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    this.#post(message);
+    return Promise.race([answered, timeout]).then(() => {
+      clearTimeout(timer);
+      asks.delete(id);
+      return ask.answers;
+    });
+  }
+
+  /** Records `index`'s answer to question `id`; false when nobody waits for it any more. */
+  #answer<T>(asks: Map<number, _Ask<T>>, id: number, index: number, answer: T): boolean {
+    const ask = asks.get(id);
+    if (!ask) return false;
+    ask.answers.set(index, answer);
+    ask.waiting.delete(index);
+    if (ask.waiting.size === 0) ask.done();
+    return true;
+  }
+
+  /** A worker is gone: no question waits for it any more. */
+  #forget(index: number): void {
+    const all = [this.#tallyAsks, this.#prepareAsks, this.#appliedAsks];
+    for (const asks of all as Map<number, _Ask<unknown>>[]) {
+      for (const ask of asks.values()) {
+        ask.waiting.delete(index);
+        if (ask.waiting.size === 0) ask.done();
+      }
+    }
+  }
+
+  /** Starts worker `index`; resolves undefined once it listens, or why it could not start. */
+  #spawn(index: number, generation: number): Promise<string | undefined> {
+    const module = this.#options.module ?? new URL("./worker.ts", import.meta.url);
+    let worker: Worker;
+    try {
+      worker = new Worker(module, { type: "module" });
+    } catch (error) {
+      return Promise.resolve(describe(error));
+    }
+    return new Promise((resolve) => {
+      let ready = false;
+      const gone = (why: string) => {
+        worker.terminate();
+        if (this.#live.get(index) === worker) this.#live.delete(index);
+        this.#leftBehind(index);
+        if (!ready) return resolve(why);
+        this.#died(index, generation, why);
+      };
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const reply = event.data;
+        if (reply.type === "ready") {
+          ready = true;
+          if (startedWith !== this.#lb.config) {
+            // A reload applied while it started, without it: start it again on the new config.
+            worker.onmessage = worker.onerror = null;
+            worker.terminate();
+            this.#leftBehind(index);
+            return void this.#spawn(index, generation + 1).then(resolve);
+          }
+          this.#live.set(index, worker);
+          // Start from the main thread's view: names' addresses, health and drain state.
+          worker.postMessage(
+            { type: "pools", config: this.#workerConfig() } satisfies ControlMessage,
+          );
+          this.#sync(worker);
+          resolve(undefined);
+        } else if (reply.type === "sync") {
+          this.#sync(worker);
+        } else if (reply.type === "log") {
+          this.#options.onAccessLog?.(reply.lines);
+        } else if (reply.type === "connect-failed") {
+          // Passive health across threads: the main thread decides, once.
+          for (const backend of backendsWithId(this.#lb, reply.id)) {
+            this.#lb.health.report(backend, false, reply.why);
+          }
+        } else if (reply.type === "tally") {
+          this.#answer(this.#tallyAsks, reply.request, index, reply.tally);
+        } else if (reply.type === "admit") {
+          const verdict = this.#admit(index, reply.host);
+          worker.postMessage(
+            { type: "admitted", request: reply.request, verdict } satisfies ControlMessage,
+          );
+        } else if (reply.type === "release") {
+          this.#release(index, reply.key);
+        } else if (reply.type === "applied") {
+          this.#answer(this.#appliedAsks, reply.request, index, true);
+        } else if (reply.type === "prepared") {
+          if (!this.#answer(this.#prepareAsks, reply.reload, index, reply.error)) {
+            // Too late: that reload was already refused (or applied without it). Drop the plan.
+            worker.postMessage(
+              { type: "decide", reload: reply.reload, apply: false } satisfies ControlMessage,
+            );
+          }
+        } else if (reply.type === "failed") {
+          gone(reply.message);
+        } else {
+          this.#live.delete(index);
+          this.#forget(index);
+          if (this.#live.size === 0) this.#onStopped?.();
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        gone(event.message);
+      };
+      // Names are looked up in the main thread only: a worker gets their addresses.
+      const startedWith = this.#lb.config;
+      const config = this.#workerConfig();
+      const shared = this.#options.counters.buffer;
+      const message: StartMessage = { index, generation, args: this.#args, config, shared };
+      worker.postMessage(message);
+    });
+  }
+
+  /** Sends `worker` every backend's health and drain state, as the main thread sees them. */
+  #sync(worker: Worker): void {
+    for (const frontend of this.#lb.frontends) {
+      for (const backend of frontend.pool.backends) {
+        worker.postMessage(healthMessage(backend));
+        const action = backend.drained ? "drain" : "enable";
+        worker.postMessage(
+          {
+            type: "backend",
+            id: backend.id,
+            action,
+            frontends: [frontend.name],
+          } satisfies ControlMessage,
+        );
+      }
+    }
+  }
+
+  /** The names' addresses changed here: every worker takes the new pools, then syncs. */
+  followPools(): void {
+    this.#post({ type: "pools", config: this.#workerConfig() });
+  }
+
+  /** The config a worker runs now: the main thread's, names expanded, on its ports. */
+  #workerConfig(): Config {
+    return workerConfig(expandedConfig(this.#lb), boundPorts(this.#lb));
+  }
+
+  /** A worker's connection asks the one per-source table, here; what it let in is counted per worker. */
+  #admit(index: number, host: string): SourceVerdict {
+    const verdict = this.#lb.sources.admit(host) as SourceVerdict; // the main thread's own table
+    if ("key" in verdict) {
+      const keys = this.#admitted.get(index) ?? new Map<string, number>();
+      keys.set(verdict.key, (keys.get(verdict.key) ?? 0) + 1);
+      this.#admitted.set(index, keys);
+    }
+    return verdict;
+  }
+
+  #release(index: number, key: string): void {
+    const keys = this.#admitted.get(index);
+    const n = keys?.get(key) ?? 0;
+    if (n === 0) return;
+    if (n === 1) keys!.delete(key);
+    else keys!.set(key, n - 1);
+    this.#lb.sources.release(key);
+  }
+
+  /**
+   * What a worker that is gone leaves: its part of the shared counts and of
+   * the per-source table (its connections are closed) is taken back, and its
+   * counters stay in the sum so that none goes backwards.
+   */
+  #leftBehind(index: number): void {
+    this.#options.counters.reclaim(index);
+    for (const [key, n] of this.#admitted.get(index) ?? []) {
+      for (let i = 0; i < n; i++) this.#lb.sources.release(key);
+    }
+    this.#admitted.delete(index);
+    const last = this.#last.get(index);
+    this.#last.delete(index);
+    if (last) {
+      const part = departedPart(last);
+      this.#departed = this.#departed ? addTallies(this.#departed, part) : part;
+    }
+    this.#forget(index);
+  }
+
+  /** A worker died after it started: logged, restarted after a pause unless lb is stopping. */
+  #died(index: number, generation: number, why: string): void {
+    if (this.#stopping) return;
+    const delay = this.#options.restartDelayMs ?? 1000;
+    this.#options.logger.log("lb", `worker ${index} died (${why}); restarting in ${delay}ms`);
+    setTimeout(async () => {
+      if (this.#stopping) return;
+      // Again, now that the thread has surely stopped: anything it counted after
+      // the first reclaim (it may run on briefly after `terminate`) is taken back.
+      this.#options.counters.reclaim(index);
+      const failed = await this.#spawn(index, generation + 1);
+      this.#restarts++;
+      if (failed) this.#options.logger.log("lb", `worker ${index} did not restart: ${failed}`);
+    }, delay);
+  }
+
+  /**
+   * Waits until every worker has drained after SIGINT/SIGTERM (each handles
+   * the signal itself), then ends them; gives up after `timeoutMs`.
+   */
+  async stopped(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (this.#live.size > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.#onStopped = resolve),
+        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+    }
+    clearTimeout(timer);
+    for (const worker of this.#live.values()) worker.terminate();
+    this.#live.clear();
+  }
+}
