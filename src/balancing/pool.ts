@@ -86,9 +86,15 @@ export class Pool {
 
   /** Whether any backend expects a PROXY header (the proxy then reads the client early). */
   sendsProxy(): boolean {
-    for (const b of this.backends) if (b.proxy) return true;
-    return false;
+    if (this.#proxyFor !== this.backends) { // once per set of backends, not per connection
+      this.#proxyFor = this.backends;
+      this.#sendsProxy = this.backends.some((b) => b.proxy !== undefined);
+    }
+    return this.#sendsProxy;
   }
+
+  #proxyFor: Backend[] | undefined;
+  #sendsProxy = false;
 
   #candidates(
     backup: boolean,

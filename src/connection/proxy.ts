@@ -152,9 +152,7 @@ async function _hello(
 }
 
 /** A read of the client started now; `n` is set once it has completed (null: EOF). */
-interface _Early {
-  buf: Uint8Array<ArrayBuffer>;
-  read: Promise<number | null>;
+interface _Early extends EarlyRead {
   n?: number | null;
 }
 

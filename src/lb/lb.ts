@@ -36,6 +36,12 @@ function _reuse(config: Config): boolean {
   return config.workers > 1;
 }
 
+/** Opens `config`'s listener, terminating TLS where it has certificates. */
+function _open(config: FrontendConfig, reusePort: boolean): Opened {
+  const tls = config.tls ? new Termination(config.tls) : undefined;
+  return { listener: listen(config.listen, reusePort, tls), tls };
+}
+
 /** Options of {@link Lb.open}. */
 export interface LbOptions {
   /**
@@ -199,8 +205,7 @@ export class Lb implements AsyncDisposable {
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        const tls = frontend.tls ? new Termination(frontend.tls) : undefined;
-        const listener = listen(frontend.listen, _reuse(config), tls);
+        const { listener, tls } = _open(frontend, _reuse(config));
         const expanded = discovery.expand(frontend); // names become their current addresses
         frontends.push(
           new Frontend(frontendWithDefaults(expanded, config), listener, ctx, tls),
@@ -286,8 +291,7 @@ export class Lb implements AsyncDisposable {
 
   /** Opens a listener the way this lb's frontends listen (SO_REUSEPORT with workers). */
   listen(config: FrontendConfig, renew = false): Opened {
-    const tls = config.tls ? new Termination(config.tls) : undefined;
-    return { listener: listen(config.listen, renew || _reuse(this.#config), tls), tls };
+    return _open(config, renew || _reuse(this.#config));
   }
 
   /**

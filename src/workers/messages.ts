@@ -78,9 +78,11 @@ export type WorkerReply =
   | { type: "sync" }
   | { type: "stopped" };
 
-/** Every backend with `id` in any of `lb`'s frontends. */
-export function backendsWithId(lb: Lb, id: string): Backend[] {
-  return lb.frontends.flatMap((f) => f.pool.backends.filter((b) => b.id === id));
+/** Every backend with `id` in `lb`'s frontends (only those named in `frontends`, when given). */
+export function backendsWithId(lb: Lb, id: string, frontends?: readonly string[]): Backend[] {
+  return lb.frontends
+    .filter((f) => !frontends || frontends.includes(f.name))
+    .flatMap((f) => f.pool.backends.filter((b) => b.id === id));
 }
 
 /** The message that tells a worker `backend`'s health now. */

@@ -62,13 +62,9 @@ function _control(lb: Lb, message: ControlMessage): void {
       for (const backend of backendsWithId(lb, message.id)) backend.health.follow(message.up);
       break;
     case "backend":
-      for (const frontend of lb.frontends) {
-        if (!message.frontends.includes(frontend.name)) continue;
-        for (const backend of frontend.pool.backends) {
-          if (backend.id !== message.id) continue;
-          if (message.action === "drain") backend.drain();
-          else backend.enable();
-        }
+      for (const backend of backendsWithId(lb, message.id, message.frontends)) {
+        if (message.action === "drain") backend.drain();
+        else backend.enable();
       }
       if (message.request !== undefined) post({ type: "applied", request: message.request });
       break;

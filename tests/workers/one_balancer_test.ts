@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { startLb } from "../../support/lb_process.ts";
+import { QUIET, twoWorkers } from "./_two_workers.ts";
 import {
   adminPort,
   closeQuietly,
@@ -43,22 +44,17 @@ async function exchange(port: number, text: string): Promise<string> {
   }
 }
 
-/** lb with two threads in front of `backends` (`-p` values), no health checks, no access log. */
-function twoWorkers(backends: string[], ...extra: string[]) {
-  return startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    ...backends.flatMap((backend) => ["-p", backend]),
-    ...["--health-interval", "0", "--log", "off", "--workers", "2"],
-    ...extra,
-  ]);
-}
-
 const ADMIN = ["--admin", `${LOOPBACK}:0`];
 
 Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads", async () => {
   await using echo = startEchoServer();
-  await using lb = await twoWorkers([`${LOOPBACK}:${echo.port}`], "--max-conns", "10", ...ADMIN);
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${echo.port}`],
+    ...QUIET,
+    "--max-conns",
+    "10",
+    ...ADMIN,
+  );
   const admin = await adminPort(lb);
   const clients = await openClients(lb.port, 30);
   // A client is served once its byte comes back through a backend.
@@ -88,10 +84,10 @@ Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads"
 Deno.test("--workers 2: a backend's maxconn=3 holds across threads, the rest go elsewhere", async () => {
   await using small = startEchoServer();
   await using big = startEchoServer();
-  await using lb = await twoWorkers([
-    `${LOOPBACK}:${small.port},maxconn=3`,
-    `${LOOPBACK}:${big.port}`,
-  ]);
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${small.port},maxconn=3`, `${LOOPBACK}:${big.port}`],
+    ...QUIET,
+  );
   const clients = await openClients(lb.port, 20);
   try {
     await waitUntil(() => small.accepted + big.accepted === 20, "20 connections through");
@@ -107,6 +103,7 @@ Deno.test("--workers 2 leastconn compares global counts; drain and enable reach 
   await using b = startEchoServer();
   await using lb = await twoWorkers(
     [`${LOOPBACK}:${a.port}`, `${LOOPBACK}:${b.port}`],
+    ...QUIET,
     "--balance",
     "leastconn",
     ...ADMIN,
@@ -141,7 +138,7 @@ Deno.test("--workers 2 leastconn compares global counts; drain and enable reach 
 
 Deno.test("--workers 2: /metrics and /stats total the requests of every thread", async () => {
   await using echo = startEchoServer();
-  await using lb = await twoWorkers([`${LOOPBACK}:${echo.port}`], ...ADMIN);
+  await using lb = await twoWorkers([`${LOOPBACK}:${echo.port}`], ...QUIET, ...ADMIN);
   const admin = await adminPort(lb);
   const replies = await Promise.all(
     Array.from({ length: 50 }, (_, i) => exchange(lb.port, `req ${i}`)),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
 import { workerConfig } from "../../src/workers/messages.ts";
-import { startLb } from "../../support/lb_process.ts";
+import { QUIET, twoWorkers } from "./_two_workers.ts";
 import { LOOPBACK, readAll, startEchoServer, waitUntil, writeAll } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -28,18 +28,7 @@ Deno.test("workerConfig puts port-0 frontends on the main thread's ports, by nam
 
 Deno.test("--workers 2 proxies every connection with two accept loops and stops cleanly on SIGTERM", async () => {
   await using backend = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${backend.port}`,
-    "--health-interval",
-    "0",
-    "--log",
-    "off",
-    "--workers",
-    "2",
-  ]);
+  await using lb = await twoWorkers([`${LOOPBACK}:${backend.port}`], ...QUIET);
   // Both accept loops listen now: startLb returned on a `listening on` line, and
   // worker1 is ready before its own line or the main thread's (Workers.start waits).
   const replies = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
@@ -60,18 +49,13 @@ Deno.test("--workers 2 proxies every connection with two accept loops and stops 
 
 Deno.test("--workers 2 writes one access log: whole JSON lines from every loop, one per connection", async () => {
   await using backend = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${backend.port}`,
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${backend.port}`],
     "--health-interval",
     "0",
     "--log",
     "json",
-    "--workers",
-    "2",
-  ]);
+  );
   const count = 200;
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
@@ -92,13 +76,8 @@ Deno.test("--workers 2 writes one access log: whole JSON lines from every loop, 
 Deno.test("--workers 2 checks health once: a killed backend is logged down once and avoided by every loop", async () => {
   await using a = startEchoServer();
   const b = startEchoServer();
-  await using lb = await startLb([
-    "-f",
-    `${LOOPBACK}:0`,
-    "-p",
-    `${LOOPBACK}:${a.port}`,
-    "-p",
-    `${LOOPBACK}:${b.port}`,
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${a.port}`, `${LOOPBACK}:${b.port}`],
     "--health-interval",
     "100ms",
     "--fall",
@@ -107,9 +86,7 @@ Deno.test("--workers 2 checks health once: a killed backend is logged down once 
     "0", // a loop that still sent clients to the dead backend would fail them
     "--log",
     "off",
-    "--workers",
-    "2",
-  ]);
+  );
   await b[Symbol.asyncDispose]();
   const echo = async (i: number) => {
     const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
