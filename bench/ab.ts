@@ -5,10 +5,13 @@
  * the order reversed every other round to beat the shared machine's noise.
  * Each argument is a checkout of lb (its `main.ts` runs: make one with
  * `git archive REV | tar -x -C DIR`) or a `.ts` file taking lb's `-f`/`-p`
- * flags (such as `bench/floor_proxy.ts`); `DIR#semi=N` runs it with
- * `--max-semi-space-size=N`. Prints each run and the medians, with the
- * proxy's CPU µs per connection. `--ka` adds keep-alive req/s. A checkout runs
- * with `--workers 1` (one thread, like the floor).
+ * flags (such as `bench/floor_proxy.ts`); `DIR#v8=FLAGS` runs it with
+ * `--v8-flags=FLAGS` instead of lb's (`DIR#semi=N`: `--max-semi-space-size=N`).
+ * Prints each run and the medians, with the proxy's CPU µs per connection,
+ * and each one's CPU per connection divided by the last argument's in the
+ * same round (the two ran back to back: the steadiest figure). `--ka` adds
+ * keep-alive req/s. A checkout runs with `--workers 1` (one thread, like the
+ * floor).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -42,7 +45,9 @@ function cpuSeconds(pid: number): number {
 }
 
 async function startVariant(spec: string, backends: number[]) {
-  const [path, semi] = spec.split("#semi=");
+  const [path, v8] = spec.includes("#v8=")
+    ? spec.split("#v8=")
+    : spec.split("#semi=").map((part, i) => i ? `--max-semi-space-size=${part}` : part);
   const main = path!.endsWith(".ts") ? path! : `${path}/main.ts`;
   const port = freePort();
   const child = spawnDenoProxy(
@@ -57,7 +62,7 @@ async function startVariant(spec: string, backends: number[]) {
       // lb with one worker, against the single-threaded floor: per-connection CPU compares.
       ...(path!.endsWith(".ts") ? [] : ["--workers", "1"]),
     ],
-    semi ? `--max-semi-space-size=${semi}` : LB_V8_FLAGS,
+    v8 ?? LB_V8_FLAGS,
   );
   await waitListening(port);
   return {
@@ -104,9 +109,20 @@ for (let rep = 0; rep < reps; rep++) {
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+// Each variant against the last argument (the floor, say) round by round: the
+// two ran back to back, so the machine's drift between rounds cancels out.
+const base = cpu[positionals.at(-1)!];
 for (const name of order) {
   const parts = [`conn/s median ${median(rates[name]!)} (${rates[name]!.join(", ")})`];
   if (cpu[name]) parts.push(`cpu-µs/conn median ${median(cpu[name])}`);
+  if (cpu[name] && base && name !== positionals.at(-1)) {
+    const ratios = cpu[name].map((us, i) => us / base[i]!);
+    parts.push(
+      `÷ last: median ${median(ratios).toFixed(2)}x (${
+        ratios.map((r) => r.toFixed(2)).join(", ")
+      })`,
+    );
+  }
   if (keepAlive[name]) parts.push(`keep-alive median ${median(keepAlive[name])}`);
   console.log(`${name}: ${parts.join("; ")}`);
 }
