@@ -71,6 +71,12 @@ export interface ReloadPeers {
   prepare(next: Config, ports: ReadonlyMap<string, number>): Promise<void>;
   /** Tells every thread that planned whether to apply its plan (true) or drop it. */
   decide(apply: boolean): void;
+  /**
+   * The reload has applied here too (`lb.config` is the new one): a thread
+   * that started while it was under way, and so never planned it, must not
+   * stay on the old config.
+   */
+  committed?(): void;
 }
 
 /**
@@ -114,7 +120,9 @@ export function reload(lb: Lb, next: Config, peers?: ReloadPeers): Promise<strin
     }
     peers?.decide(true);
     await names.commit();
-    return await _apply(lb, plan, copy);
+    const summary = await _apply(lb, plan, copy);
+    peers?.committed?.();
+    return summary;
   });
 }
 

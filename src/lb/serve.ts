@@ -25,7 +25,9 @@ import type { RemoteSources } from "../connection/admission.ts";
 
 /** Threads started beside the main one, from the main thread's side. */
 export interface Helpers {
-  /** Waits for them to drain after the stop signal (each drains itself), up to `timeoutMs`. */
+  /** The main thread received the stop signal: each of them stops accepting and drains too. */
+  stop(signal: Deno.Signal): void;
+  /** Waits for them to drain after `stop` (each drains itself), up to `timeoutMs`. */
   stopped(timeoutMs: number): Promise<void>;
   /** A reload applies to every thread or to none. */
   readonly peers: ReloadPeers;
@@ -65,6 +67,11 @@ export interface ServeOptions {
   remoteSources?: RemoteSources;
   /** Called once every listener is open and announced. */
   onReady?: () => void;
+  /**
+   * A worker: the main thread's word to stop, as a stop signal would (a
+   * worker started after the signal never sees it).
+   */
+  stop?: Promise<Deno.Signal>;
   /** Where the one line goes when something cannot start. @default `lb: LINE` on stderr */
   onFailure?: (message: string) => void;
   /** The admin token read from `--admin-token-file` (main thread). @default none needed */
@@ -72,6 +79,9 @@ export interface ServeOptions {
 }
 
 const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+/** How much longer than its own drain the main thread waits for the workers' (their last log lines). */
+const WORKER_STOP_MARGIN_MS = 2000;
 
 /**
  * Serves `config` until SIGINT or SIGTERM, then stops accepting and drains.
@@ -91,6 +101,7 @@ export async function serve(config: Config, options: ServeOptions): Promise<numb
   if (main) Deno.addSignalListener("SIGHUP", onHup);
   let onStop!: (signal: Deno.Signal) => void;
   const stopSignal = new Promise<Deno.Signal>((resolve) => onStop = resolve);
+  void options.stop?.then(onStop);
   const stopHandlers = STOP_SIGNALS.map((signal) => [signal, () => onStop(signal)] as const);
   for (const [signal, handler] of stopHandlers) Deno.addSignalListener(signal, handler);
   try {
@@ -198,6 +209,9 @@ async function _serve(
   admin?.draining(`${received} received`); // /ready answers 503 from now on
   if (main) _exitOnSecondSignal(lb, accessLog, logger);
   const delay = lb.config.drainDelay;
+  // The workers drain beside this thread, within the same delay and timeout.
+  const workersDone = Date.now() + delay + lb.config.drainTimeout + WORKER_STOP_MARGIN_MS;
+  workers?.stop(received);
   if (delay > 0) {
     logger.log(
       "lb",
@@ -210,7 +224,7 @@ async function _serve(
   await Promise.all(lb.frontends.map((frontend) => frontend.stop()));
   logger.log("lb", `${received}: stopped accepting on ${lb.describe()}`);
   await lb.shutdown(lb.config.drainTimeout);
-  await workers?.stopped(5000); // each drained beside us: allow a little more
+  await workers?.stopped(Math.max(0, workersDone - Date.now()));
   await admin?.shutdown();
   await accessLog.close();
   logger.log("lb", "stopped");

@@ -59,7 +59,9 @@ export type ControlMessage =
   /** The main thread's per-source table let a connection in, or not. */
   | { type: "admitted"; request: number; verdict: SourceVerdict }
   /** Names changed addresses: the pools of this config (names expanded) apply. */
-  | { type: "pools"; config: Config };
+  | { type: "pools"; config: Config }
+  /** The main thread received this stop signal: stop accepting and drain, as it does. */
+  | { type: "stop"; signal: Deno.Signal };
 
 /** What a worker sends back. */
 export type WorkerReply =

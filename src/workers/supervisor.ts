@@ -18,10 +18,11 @@
  *   whole lines) and each worker's counters for the admin's one view (a
  *   worker that died leaves its counters, so none goes backwards).
  *
- * Still per worker: the round-robin position, per-source limits, DNS
- * lookups, the idle sweep and the drain on SIGTERM. The main thread restarts
- * a worker that dies (its part of the shared counts is taken back first) and
- * starts without one that cannot start.
+ * Still per worker: the idle sweep, and each drains its own connections on
+ * SIGTERM (told by the main thread, within the same drain timeout). The main
+ * thread restarts a worker that dies (its part of the shared counts is taken
+ * back first), and one that started while a reload was under way, unless lb
+ * is stopping; it starts without one that cannot start.
  *
  * This file is the main thread's side: {@link Workers}. The Worker entry is
  * `worker.ts`; what they say to each other is in `messages.ts`.
@@ -84,6 +85,12 @@ export class Workers implements Helpers {
   readonly #args: string[];
   readonly #options: WorkersOptions;
   readonly #live = new Map<number, Worker>();
+  /** Each live worker's generation (0 at the start, one more at each restart). */
+  readonly #generations = new Map<number, number>();
+  /** Workers started and not yet ready (or gone). */
+  readonly #starting = new Set<Worker>();
+  /** The stop signal, once the main thread has received it. */
+  #stopSignal: Deno.Signal | undefined;
   #stopping = false;
   #restarts = 0;
   #onStopped: (() => void) | undefined;
@@ -97,7 +104,9 @@ export class Workers implements Helpers {
   /** Per worker, the sources its open connections hold in the per-source table. */
   readonly #admitted = new Map<number, Map<string, number>>();
   /** Workers holding the plan of the reload in progress, waiting for `decide`. */
-  #deciding: { reload: number; workers: number[] } | undefined;
+  #deciding: { reload: number; workers: Worker[] } | undefined;
+  /** Workers told to apply the reload being committed; see `peers.committed`. */
+  #applied: Set<Worker> | undefined;
 
   private constructor(lb: Lb, args: string[], options: WorkersOptions) {
     this.#lb = lb;
@@ -154,7 +163,9 @@ export class Workers implements Helpers {
         { type: "prepare", reload, config },
         this.#options.prepareTimeoutMs ?? 10_000,
       );
-      this.#deciding = { reload, workers: [...answers.keys()] };
+      // The workers that answered, as they are now: one that died since is not among them.
+      const workers = [...answers.keys()].flatMap((index) => this.#live.get(index) ?? []);
+      this.#deciding = { reload, workers };
       for (const [index, error] of answers) {
         if (error !== undefined) throw new Error(`worker ${index}: ${error}`);
       }
@@ -164,10 +175,21 @@ export class Workers implements Helpers {
     decide: (apply) => {
       const deciding = this.#deciding;
       this.#deciding = undefined;
-      for (const index of deciding?.workers ?? []) {
-        this.#live.get(index)?.postMessage(
+      for (const worker of deciding?.workers ?? []) {
+        worker.postMessage(
           { type: "decide", reload: deciding!.reload, apply } satisfies ControlMessage,
         );
+      }
+      this.#applied = apply ? new Set(deciding?.workers) : undefined;
+    },
+    committed: () => {
+      const applied = this.#applied;
+      this.#applied = undefined;
+      // A worker that became ready while the reload was under way never planned it.
+      for (const [index, worker] of this.#live) {
+        if (applied?.has(worker)) continue;
+        this.#end(index, worker);
+        this.#restart(index, "started during a reload, on the old config");
       }
     },
   };
@@ -238,11 +260,16 @@ export class Workers implements Helpers {
     return true;
   }
 
-  /** A worker is gone: no question waits for it any more. */
+  /**
+   * A worker is gone: no question waits for it any more, and what it already
+   * answered counts for nothing (its counters are in `#departed`; a reload
+   * it planned died with it).
+   */
   #forget(index: number): void {
     const all = [this.#tallyAsks, this.#prepareAsks, this.#appliedAsks];
     for (const asks of all as Map<number, _Ask<unknown>>[]) {
       for (const ask of asks.values()) {
+        ask.answers.delete(index);
         ask.waiting.delete(index);
         if (ask.waiting.size === 0) ask.done();
       }
@@ -258,32 +285,41 @@ export class Workers implements Helpers {
     } catch (error) {
       return Promise.resolve(describe(error));
     }
+    this.#starting.add(worker);
     return new Promise((resolve) => {
       let ready = false;
       const gone = (why: string) => {
-        worker.terminate();
-        if (this.#live.get(index) === worker) this.#live.delete(index);
-        this.#leftBehind(index);
+        this.#starting.delete(worker);
+        this.#end(index, worker);
         if (!ready) return resolve(why);
-        this.#died(index, generation, why);
+        this.#restart(index, `died (${why})`);
+        this.#checkStopped();
       };
       worker.onmessage = (event: MessageEvent<WorkerReply>) => {
         const reply = event.data;
         if (reply.type === "ready") {
           ready = true;
+          this.#starting.delete(worker);
           if (startedWith !== this.#lb.config) {
-            // A reload applied while it started, without it: start it again on the new config.
-            worker.onmessage = worker.onerror = null;
-            worker.terminate();
-            this.#leftBehind(index);
-            return void this.#spawn(index, generation + 1).then(resolve);
+            // A reload applied while it started, without it: start it again on the new config,
+            // once this one has surely stopped counting (as after a death).
+            this.#end(index, worker);
+            if (this.#stopping) return resolve(undefined);
+            return void setTimeout(() => {
+              if (this.#stopping) return resolve(undefined);
+              this.#options.counters.reclaim(index);
+              this.#spawn(index, generation + 1).then(resolve);
+            }, this.#options.restartDelayMs ?? 1000);
           }
           this.#live.set(index, worker);
+          this.#generations.set(index, generation);
           // Start from the main thread's view: names' addresses, health and drain state.
           worker.postMessage(
             { type: "pools", config: this.#workerConfig() } satisfies ControlMessage,
           );
           this.#sync(worker);
+          // Started during the shutdown: it drains too.
+          if (this.#stopSignal) worker.postMessage({ type: "stop", signal: this.#stopSignal });
           resolve(undefined);
         } else if (reply.type === "sync") {
           this.#sync(worker);
@@ -317,7 +353,7 @@ export class Workers implements Helpers {
         } else {
           this.#live.delete(index);
           this.#forget(index);
-          if (this.#live.size === 0) this.#onStopped?.();
+          this.#checkStopped();
         }
       };
       worker.onerror = (event) => {
@@ -401,25 +437,51 @@ export class Workers implements Helpers {
     this.#forget(index);
   }
 
-  /** A worker died after it started: logged, restarted after a pause unless lb is stopping. */
-  #died(index: number, generation: number, why: string): void {
-    if (this.#stopping) return;
+  /** Ends `worker` (number `index`) at once: terminated, and what it leaves taken back. */
+  #end(index: number, worker: Worker): void {
+    worker.onmessage = worker.onerror = null;
+    worker.terminate();
+    if (this.#live.get(index) === worker) this.#live.delete(index);
+    this.#leftBehind(index);
+  }
+
+  /** Worker `index` has ended (`why`): logged, started again after a pause unless lb is stopping. */
+  #restart(index: number, why: string): void {
+    if (this.#stopping) return void this.#options.logger.log("lb", `worker ${index} ${why}`);
     const delay = this.#options.restartDelayMs ?? 1000;
-    this.#options.logger.log("lb", `worker ${index} died (${why}); restarting in ${delay}ms`);
+    const generation = (this.#generations.get(index) ?? 0) + 1;
+    this.#options.logger.log("lb", `worker ${index} ${why}; restarting in ${delay}ms`);
     setTimeout(async () => {
       if (this.#stopping) return;
       // Again, now that the thread has surely stopped: anything it counted after
       // the first reclaim (it may run on briefly after `terminate`) is taken back.
       this.#options.counters.reclaim(index);
-      const failed = await this.#spawn(index, generation + 1);
+      const failed = await this.#spawn(index, generation);
       this.#restarts++;
       if (failed) this.#options.logger.log("lb", `worker ${index} did not restart: ${failed}`);
     }, delay);
   }
 
+  /** Lets `stopped` return once every worker has stopped (or died) during the shutdown. */
+  #checkStopped(): void {
+    if (this.#stopping && this.#live.size === 0) this.#onStopped?.();
+  }
+
   /**
-   * Waits until every worker has drained after SIGINT/SIGTERM (each handles
-   * the signal itself), then ends them; gives up after `timeoutMs`.
+   * The main thread received `signal` (SIGINT/SIGTERM): every worker stops
+   * accepting and drains, as the main thread does, and none is restarted
+   * from now on. A worker gets the signal from the OS too, but one started
+   * since (a restart) would not: each is told.
+   */
+  stop(signal: Deno.Signal): void {
+    this.#stopping = true;
+    this.#stopSignal = signal;
+    this.#post({ type: "stop", signal });
+  }
+
+  /**
+   * Waits until every worker has drained (see `stop`), then ends any left;
+   * gives up after `timeoutMs`.
    */
   async stopped(timeoutMs: number): Promise<void> {
     this.#stopping = true;
@@ -431,7 +493,8 @@ export class Workers implements Helpers {
       ]);
     }
     clearTimeout(timer);
-    for (const worker of this.#live.values()) worker.terminate();
+    for (const worker of [...this.#live.values(), ...this.#starting]) worker.terminate();
     this.#live.clear();
+    this.#starting.clear();
   }
 }

@@ -30,6 +30,9 @@ let _metrics: Metrics | undefined;
 let _deciding: { reload: number; decide: (apply: boolean) => void } | undefined;
 /** A plan no decision reaches in this long is dropped (the main thread gave up on it). */
 const DECIDE_TIMEOUT_MS = 30_000;
+/** The main thread's word to stop: it may come before this worker's lb is open. */
+let _stop!: (signal: Deno.Signal) => void;
+const _stopped = new Promise<Deno.Signal>((resolve) => _stop = resolve);
 
 /** A worker: serves like the main thread (see `serve`), without admin or workers of its own. */
 async function _work(start: StartMessage): Promise<void> {
@@ -41,6 +44,7 @@ async function _work(start: StartMessage): Promise<void> {
     main: false,
     counters: SharedCounters.attach(start.shared, start.index),
     remoteSources: _remoteSources,
+    stop: _stopped,
     onReady: () => post({ type: "ready" }),
     forwardAccessLog: (lines) => post({ type: "log", lines }),
     followHealth: (backend, why) => post({ type: "connect-failed", id: backend.id, why }),
@@ -144,6 +148,7 @@ if ("WorkerGlobalScope" in globalThis) {
   _scope.onmessage = (event: MessageEvent<StartMessage | ControlMessage>) => {
     const message = event.data;
     if (!("type" in message)) return void _work(message);
+    if (message.type === "stop") return _stop(message.signal);
     if (_lb) _control(_lb, message);
   };
 }

@@ -215,3 +215,50 @@ Deno.test("--workers 2: SIGHUP reloads every thread; SIGTERM lets open connectio
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Thread `thread`'s open connections in `/stats`. */
+function threadActive(stats: { threads: { thread: number; active: number }[] }, thread: number) {
+  return stats.threads.find((t) => t.thread === thread)?.active ?? 0;
+}
+
+Deno.test("--workers 2: SIGTERM gives a worker's connections the whole --drain-timeout", async () => {
+  await using echo = startEchoServer();
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${echo.port}`],
+    ...QUIET,
+    ...ADMIN,
+    "--drain-timeout",
+    "20s",
+  );
+  const admin = await adminPort(lb);
+  // A client the worker thread serves, while the main thread serves none.
+  let held: Deno.TcpConn | undefined;
+  for (let tries = 0; !held && tries < 50; tries++) {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    await writeAll(conn, encoder.encode("x"));
+    await readExactly(conn, 1);
+    if (threadActive(await fetchStats(admin), 0) === 0) held = conn;
+    else {
+      conn.close();
+      await waitForStats(admin, "the main thread's client gone", (s) => threadActive(s, 0) === 0);
+    }
+  }
+  assert.ok(held, "no client landed on the worker thread in 50 tries");
+  lb.child.kill("SIGTERM");
+  // The main thread, with nothing to drain, used to end its workers 5 s later.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([
+    lb.status.then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 6000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(exited, false, `lb exited while a worker drained:\n${lb.stderr.join("\n")}`);
+  await writeAll(held, encoder.encode("y"));
+  assert.equal(new TextDecoder().decode(await readExactly(held, 1)), "y");
+  await held.closeWrite();
+  await readAll(held);
+  held.close();
+  const status = await lb.status;
+  assert.equal(status.code, 0, lb.stderr.join("\n"));
+  assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+});

@@ -13,9 +13,10 @@ import { SharedCounters } from "../../src/common/shared_counters.ts";
 import { freePort, LOOPBACK, waitUntil } from "../_helpers.ts";
 import { reload } from "../../src/lb/reload.ts";
 
-function twoWorkerLb(lines: string[]) {
+/** An lb in this thread with `threads` threads in all (config.workers), its lines kept in `lines`. */
+function workerLb(lines: string[], threads = 2) {
   const config = defaultConfig();
-  config.workers = 2;
+  config.workers = threads;
   config.health.interval = 0;
   config.frontends = [{
     name: "main",
@@ -29,7 +30,7 @@ function twoWorkerLb(lines: string[]) {
 
 Deno.test("Workers.start never fails: a worker that cannot start is one warning, lb keeps its own loop", async () => {
   const lines: string[] = [];
-  const { config, logger, lb } = twoWorkerLb(lines);
+  const { config, logger, lb } = workerLb(lines);
   await using _lb = lb;
   const module = new URL("./_failing_worker.ts", import.meta.url);
   const workers = await Workers.start(config, lb, [], {
@@ -49,7 +50,7 @@ Deno.test("Workers.start never fails: a worker that cannot start is one warning,
 
 Deno.test("Workers restarts a worker that dies, and logs it", async () => {
   const lines: string[] = [];
-  const { config, logger, lb } = twoWorkerLb(lines);
+  const { config, logger, lb } = workerLb(lines);
   await using _lb = lb;
   const module = new URL("./_crashing_worker.ts", import.meta.url);
   const workers = await Workers.start(config, lb, [], {
@@ -71,7 +72,7 @@ Deno.test("Workers restarts a worker that dies, and logs it", async () => {
 
 Deno.test("a reload one worker refuses is refused for all: the old config keeps serving, new listeners close", async () => {
   const lines: string[] = [];
-  const { config, logger, lb } = twoWorkerLb(lines);
+  const { config, logger, lb } = workerLb(lines);
   await using _lb = lb;
   lb.start();
   const module = new URL("./_refusing_worker.ts", import.meta.url);
@@ -103,7 +104,7 @@ Deno.test("a reload one worker refuses is refused for all: the old config keeps 
 
 Deno.test("a worker that answers a reload too late is told to drop its plan", async () => {
   const lines: string[] = [];
-  const { config, logger, lb } = twoWorkerLb(lines);
+  const { config, logger, lb } = workerLb(lines);
   await using _lb = lb;
   lb.start();
   const logged: string[] = [];
@@ -123,4 +124,123 @@ Deno.test("a worker that answers a reload too late is told to drop its plan", as
   } finally {
     await workers.stopped(100);
   }
+});
+
+/** Worker 1 answers, then dies; worker 2 answers late (see the module). */
+const ANSWER_THEN_DIE = new URL("./_answer_then_die_worker.ts", import.meta.url);
+
+Deno.test("a worker that answered a reload and then died counts for nothing: the reload is refused for all", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines, 3);
+  await using _lb = lb;
+  lb.start();
+  const workers = await Workers.start(config, lb, ["prepare-dies=20", "slow=600"], {
+    logger,
+    module: ANSWER_THEN_DIE,
+    counters: SharedCounters.create(3),
+    restartDelayMs: 10,
+  });
+  try {
+    const next = structuredClone(config);
+    next.maxConns = 7;
+    // Worker 1 said yes, died, and came back (on the old config) before worker 2 answered.
+    await rejects(() => reload(lb, next, workers.peers), /worker 1 did not answer/);
+    assertEquals(workers.restarts, 1);
+    assertEquals(lb.config.maxConns, config.maxConns);
+  } finally {
+    await workers.stopped(100);
+  }
+});
+
+Deno.test("a worker that became ready while a reload was under way is started again once it commits", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines, 3);
+  await using _lb = lb;
+  const logged: string[] = [];
+  const workers = await Workers.start(config, lb, ["prepare-dies=100", "slow=0"], {
+    logger,
+    module: ANSWER_THEN_DIE,
+    counters: SharedCounters.create(3),
+    restartDelayMs: 10,
+    onAccessLog: (text) => void logged.push(text),
+  });
+  try {
+    const next = structuredClone(config);
+    next.maxConns = 7;
+    await workers.peers.prepare(next, new Map()); // both planned it
+    await waitUntil(() => workers.restarts === 1 && workers.running === 2, "worker 1's restart");
+    workers.peers.decide(true);
+    workers.peers.committed!();
+    await waitUntil(() => workers.restarts === 2 && workers.running === 2, "a second restart");
+    ok(
+      lines.some((line) => /worker 1 started during a reload, on the old config/.test(line)),
+      lines.join("\n"),
+    );
+    await waitUntil(
+      () => logged.includes("w1g2 start maxConns=" + lb.config.maxConns + "\n"),
+      "w1g2",
+    );
+    ok(logged.includes("w2g0 decide true\n"), logged.join(""));
+    ok(!logged.some((line) => line.startsWith("w1g1 decide")), logged.join(""));
+  } finally {
+    await workers.stopped(100);
+  }
+});
+
+Deno.test("the tallies of a worker that answers and then dies are counted once: no counter goes backwards", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines, 3);
+  await using _lb = lb;
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module: ANSWER_THEN_DIE,
+    counters: SharedCounters.create(3),
+    restartDelayMs: 10,
+  });
+  const evictions = async () =>
+    (await workers.tallies()).reduce((sum, tally) => sum + tally.sources.evictions, 0);
+  try {
+    const seen = [await evictions()];
+    seen.push(await evictions()); // worker 1 answers, then dies while worker 2 is still to answer
+    await waitUntil(() => workers.restarts === 1 && workers.running === 2, "the restart");
+    seen.push(await evictions());
+    assertEquals(seen, [5, 5, 5]);
+  } finally {
+    await workers.stopped(100);
+  }
+});
+
+Deno.test("after the stop signal every worker is told, none is restarted, and stopped() ends when the last is gone", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines, 3);
+  await using _lb = lb;
+  const logged: string[] = [];
+  const told = await Workers.start(config, lb, [], {
+    logger,
+    module: ANSWER_THEN_DIE,
+    counters: SharedCounters.create(3),
+    onAccessLog: (text) => void logged.push(text),
+  });
+  told.stop("SIGTERM");
+  await waitUntil(
+    () => logged.includes("w1g0 stop SIGTERM\n") && logged.includes("w2g0 stop SIGTERM\n"),
+    "both told",
+  );
+  await told.stopped(100);
+
+  // The first incarnation dies 20 ms after it started: during the drain here.
+  const dying = await Workers.start(workerLb(lines).config, lb, [], {
+    logger,
+    module: new URL("./_crashing_worker.ts", import.meta.url),
+    counters: SharedCounters.create(2),
+    restartDelayMs: 10,
+  });
+  dying.stop("SIGTERM");
+  const since = Date.now();
+  await dying.stopped(30_000);
+  ok(Date.now() - since < 10_000, "stopped() waited for its timeout, not for the death");
+  assertEquals(dying.restarts, 0);
+  assertEquals(dying.running, 0);
+  ok(lines.some((line) => /worker 1 died \(.*injected crash.*\)$/.test(line)), lines.join("\n"));
+  ok(!lines.some((line) => /restarting/.test(line)), lines.join("\n"));
 });
