@@ -41,7 +41,7 @@ export interface StartMessage {
 /** What the main thread sends a worker after the start. */
 export type ControlMessage =
   /** A backend's health changed (checked once, in the main thread). */
-  | { type: "health"; id: string; up: boolean }
+  | { type: "health"; id: string; frontends: readonly string[]; up: boolean }
   /** An operator drained or enabled a backend (admin); answer `applied` when `request` is set. */
   | {
     type: "backend";
@@ -68,7 +68,7 @@ export type WorkerReply =
   | { type: "ready" }
   | { type: "failed"; message: string }
   | { type: "log"; lines: string }
-  | { type: "connect-failed"; id: string; why: string | undefined }
+  | { type: "connect-failed"; id: string; frontends: readonly string[]; why: string | undefined }
   | { type: "tally"; request: number; tally: Tally }
   | { type: "prepared"; reload: number; error?: string }
   | { type: "applied"; request: number }
@@ -87,7 +87,16 @@ export function backendsWithId(lb: Lb, id: string, frontends?: readonly string[]
     .flatMap((f) => f.pool.backends.filter((b) => b.id === id));
 }
 
-/** The message that tells a worker `backend`'s health now. */
-export function healthMessage(backend: Backend): ControlMessage {
-  return { type: "health", id: backend.id, up: backend.healthy };
+/**
+ * The frontends of `lb` whose pool holds `backend` itself. Two frontends
+ * that list the same address have a backend each, with health of its own
+ * (one may reach it over TLS, the other in the clear).
+ */
+export function frontendsOf(lb: Lb, backend: Backend): string[] {
+  return lb.frontends.filter((f) => f.pool.backends.includes(backend)).map((f) => f.name);
+}
+
+/** The message that tells a worker `backend`'s health now (the backend of `frontends`). */
+export function healthMessage(backend: Backend, frontends: readonly string[]): ControlMessage {
+  return { type: "health", id: backend.id, frontends, up: backend.healthy };
 }

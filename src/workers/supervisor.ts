@@ -41,6 +41,7 @@ import {
   backendsWithId,
   boundPorts,
   type ControlMessage,
+  frontendsOf,
   healthMessage,
   type StartMessage,
   workerConfig,
@@ -138,7 +139,7 @@ export class Workers implements Helpers {
   ): Promise<Workers> {
     const workers = new Workers(lb, args, options);
     // Health is checked once, here; every worker follows each change at once.
-    lb.health.watch((backend) => workers.#post(healthMessage(backend)));
+    lb.health.watch((backend) => workers.#post(healthMessage(backend, frontendsOf(lb, backend))));
     const indexes = Array.from({ length: config.workers - 1 }, (_, i) => i + 1);
     const failures = (await Promise.all(indexes.map((index) => workers.#spawn(index, 0))))
       .filter((why) => why !== undefined);
@@ -327,7 +328,7 @@ export class Workers implements Helpers {
           this.#options.onAccessLog?.(reply.lines);
         } else if (reply.type === "connect-failed") {
           // Passive health across threads: the main thread decides, once.
-          for (const backend of backendsWithId(this.#lb, reply.id)) {
+          for (const backend of backendsWithId(this.#lb, reply.id, reply.frontends)) {
             this.#lb.health.report(backend, false, reply.why);
           }
         } else if (reply.type === "tally") {
@@ -373,7 +374,7 @@ export class Workers implements Helpers {
   #sync(worker: Worker): void {
     for (const frontend of this.#lb.frontends) {
       for (const backend of frontend.pool.backends) {
-        worker.postMessage(healthMessage(backend));
+        worker.postMessage(healthMessage(backend, [frontend.name]));
         const action = backend.drained ? "drain" : "enable";
         worker.postMessage(
           {

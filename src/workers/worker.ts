@@ -19,6 +19,7 @@ import type { RemoteSources, SourceVerdict } from "../connection/admission.ts";
 import {
   backendsWithId,
   type ControlMessage,
+  frontendsOf,
   type StartMessage,
   type WorkerReply,
 } from "./messages.ts";
@@ -47,7 +48,13 @@ async function _work(start: StartMessage): Promise<void> {
     stop: _stopped,
     onReady: () => post({ type: "ready" }),
     forwardAccessLog: (lines) => post({ type: "log", lines }),
-    followHealth: (backend, why) => post({ type: "connect-failed", id: backend.id, why }),
+    followHealth: (backend, why) =>
+      post({
+        type: "connect-failed",
+        id: backend.id,
+        frontends: _lb ? frontendsOf(_lb, backend) : [],
+        why,
+      }),
     onLb: (lb, metrics) => {
       _lb = lb;
       _metrics = metrics;
@@ -63,7 +70,9 @@ function _control(lb: Lb, message: ControlMessage): void {
   const post = (reply: WorkerReply) => _scope.postMessage(reply);
   switch (message.type) {
     case "health":
-      for (const backend of backendsWithId(lb, message.id)) backend.health.follow(message.up);
+      for (const backend of backendsWithId(lb, message.id, message.frontends)) {
+        backend.health.follow(message.up);
+      }
       break;
     case "backend":
       for (const backend of backendsWithId(lb, message.id, message.frontends)) {

@@ -2,7 +2,19 @@ import assert from "node:assert/strict";
 import { defaultConfig } from "../../src/config/config.ts";
 import { workerConfig } from "../../src/workers/messages.ts";
 import { QUIET, twoWorkers } from "./_two_workers.ts";
-import { LOOPBACK, readAll, startEchoServer, waitUntil, writeAll } from "../_helpers.ts";
+import { startLb } from "../../support/lb_process.ts";
+import type { StatsSnapshot } from "../../src/observability/metrics.ts";
+import {
+  adminPort,
+  fetchStats,
+  freePort,
+  LOOPBACK,
+  readAll,
+  startEchoServer,
+  waitForStats,
+  waitUntil,
+  writeAll,
+} from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -109,4 +121,67 @@ Deno.test("--workers 2 checks health once: a killed backend is logged down once 
   const downs = lb.stderr.filter((line) => / health: backend .* is down/.test(line));
   assert.equal(downs.length, 1, `logged once, by the main thread:\n${downs.join("\n")}`);
   assert.ok(!/worker1/.test(downs[0]!), downs[0]);
+});
+
+Deno.test("--workers 2: health is per frontend: a backend down over TLS in one stays up in the clear in another", async () => {
+  await using echo = startEchoServer();
+  const [tlsPort, plainPort] = [freePort(), freePort()];
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/lb.json`;
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({
+      workers: 2,
+      log: "off",
+      retries: 0,
+      health: { interval: "60s", fall: 1, rise: 1 },
+      frontends: [
+        // The same address: reached over TLS (the echo server speaks none: each handshake fails) ...
+        {
+          name: "tls",
+          listen: `${LOOPBACK}:${tlsPort}`,
+          backends: [`${LOOPBACK}:${echo.port},tls`],
+        },
+        // ... and in the clear, which works.
+        {
+          name: "plain",
+          listen: `${LOOPBACK}:${plainPort}`,
+          backends: [`${LOOPBACK}:${echo.port}`],
+        },
+      ],
+    }),
+  );
+  try {
+    await using lb = await startLb(["--config", file, "--admin", `${LOOPBACK}:0`], {
+      frontends: 2,
+    });
+    const admin = await adminPort(lb);
+    const state = (stats: StatsSnapshot, frontend: string) =>
+      stats.frontends.find((f) => f.name === frontend)!.backends[0]!.state;
+    // Clients of "tls" until its backend is down (a failed handshake in any thread counts).
+    for (let tries = 0; tries < 20; tries++) {
+      const conn = await Deno.connect({ hostname: LOOPBACK, port: tlsPort });
+      await readAll(conn).catch(() => {}); // closed: the handshake failed
+      conn.close();
+      if (state(await fetchStats(admin), "tls") === "DOWN") break;
+    }
+    await waitForStats(admin, "the TLS frontend's backend down", (s) => state(s, "tls") === "DOWN");
+    assert.equal(state(await fetchStats(admin), "plain"), "UP");
+    // Every thread still serves "plain": with --retries 0 a thread that had marked it down would fail some.
+    const served = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+      const conn = await Deno.connect({ hostname: LOOPBACK, port: plainPort });
+      try {
+        await writeAll(conn, encoder.encode(`p${i}`));
+        await conn.closeWrite();
+        return decoder.decode(await readAll(conn)) === `p${i}`;
+      } finally {
+        conn.close();
+      }
+    }));
+    assert.equal(served.filter(Boolean).length, 30, lb.stderr.join("\n"));
+    const threads = (await fetchStats(admin)).threads;
+    assert.ok(threads.every((t) => t.total > 0), `both threads served: ${JSON.stringify(threads)}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
