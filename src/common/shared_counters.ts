@@ -18,8 +18,15 @@
 export const DEFAULT_SLOTS = 16_384;
 
 const EMPTY = 0;
-const CLAIMING = 1;
-const READY = 2;
+const READY = 1;
+/** A slot being claimed by thread T holds `CLAIMING + T` until its name is written. */
+const CLAIMING = 2;
+/**
+ * How long a thread waits for another to finish writing a name (a few
+ * instructions, unless the writer was descheduled) before it gives up on that
+ * slot: a writer terminated mid-claim must not hang everyone who probes it.
+ */
+const CLAIM_WAIT_MS = 1000;
 
 /**
  * One counter: its total over every thread, and this thread's part.
@@ -195,6 +202,10 @@ export class SharedCounters {
    * by the main thread once that worker has died, before it restarts.
    */
   reclaim(thread: number): void {
+    // A slot it was claiming when it ended: free again.
+    for (let slot = 0; slot < this.slots; slot++) {
+      Atomics.compareExchange(this.#words, slot * 3, CLAIMING + thread, EMPTY);
+    }
     const row = this.#row(thread);
     for (let slot = 0; slot < this.slots; slot++) {
       const part = Atomics.exchange(row, slot, 0);
@@ -218,7 +229,7 @@ export class SharedCounters {
       const at = slot * 3;
       let state = Atomics.load(words, at);
       if (state === EMPTY) {
-        state = Atomics.compareExchange(words, at, EMPTY, CLAIMING);
+        state = Atomics.compareExchange(words, at, EMPTY, CLAIMING + this.thread);
         if (state === EMPTY) {
           Atomics.store(words, at + 1, h1);
           Atomics.store(words, at + 2, h2);
@@ -227,11 +238,27 @@ export class SharedCounters {
         }
       }
       // Another thread is writing the name's two words: a few instructions.
-      while (state === CLAIMING) state = Atomics.load(words, at);
+      if (state >= CLAIMING) state = _awaitClaim(words, at);
+      if (state === EMPTY) { // its writer ended mid-claim and was reclaimed: try it again
+        probe--;
+        continue;
+      }
+      if (state !== READY) continue; // its writer ended mid-claim: not this name's slot
       if (Atomics.load(words, at + 1) === h1 && Atomics.load(words, at + 2) === h2) return slot;
     }
     return undefined;
   }
+}
+
+/** The state of the slot at `at` once its claim is over, or still claiming after {@link CLAIM_WAIT_MS}. */
+function _awaitClaim(words: Int32Array, at: number): number {
+  const deadline = Date.now() + CLAIM_WAIT_MS;
+  let state = Atomics.load(words, at);
+  for (let spins = 1; state >= CLAIMING; spins++) {
+    if (spins % 1024 === 0 && Date.now() > deadline) break;
+    state = Atomics.load(words, at);
+  }
+  return state;
 }
 
 /** Two independent 31-bit FNV-1a hashes of `name` (62 bits: a collision is not a concern). */

@@ -365,6 +365,19 @@ export class Lb implements AsyncDisposable {
     clearInterval(this.#idleTimer);
   }
 
+  /**
+   * A forced exit (a second signal): ends every connection now (`killed`).
+   * Resolves once each has ended, its `onEnd` called (its access-log line
+   * recorded), or after `waitMs`.
+   */
+  async kill(waitMs: number): Promise<void> {
+    for (const session of this.sessions()) session.abort("killed");
+    const deadline = Date.now() + waitMs;
+    while (this.open > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   /** Closes everything at once (`shutdown(0)`); after a full `shutdown`, nothing is left to do. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown(0);

@@ -35,6 +35,11 @@ export interface Helpers {
   tallies(): Promise<Tally[]>;
   /** The names' addresses changed here: every thread takes the new pools. */
   followPools(): void;
+  /**
+   * A second stop signal: each ends its connections now (`killed`) and sends
+   * their access-log lines; resolves once all have, or after `timeoutMs`.
+   */
+  kill(timeoutMs: number): Promise<void>;
   /** An operator's drain or enable (admin), passed on to every thread; resolves once all applied it. */
   backendAction(
     id: string,
@@ -60,7 +65,7 @@ export interface ServeOptions {
   /** A worker: health is the main thread's; failed connects go there (see `LbOptions`). */
   followHealth?: (backend: Backend, why: string | undefined) => void;
   /** Called with the lb once it is open (a worker applies the main thread's messages to it). */
-  onLb?: (lb: Lb, metrics: Metrics) => void;
+  onLb?: (lb: Lb, metrics: Metrics, accessLog: AccessLog) => void;
   /** Counters shared by every thread (`--workers` above 1). @default none */
   counters?: SharedCounters | undefined;
   /** A worker: per-source limits are asked of the main thread's table (see `LbOptions`). */
@@ -160,7 +165,7 @@ async function _serve(
     return fail(`cannot listen on ${where}: ${describe(error)}`);
   }
   await using lb = opened;
-  options.onLb?.(lb, metrics);
+  options.onLb?.(lb, metrics, accessLog);
   for (const frontend of config.frontends) {
     for (const backend of frontend.backends) {
       if (backend.tls && backend.tlsVerify === false) {
@@ -207,7 +212,7 @@ async function _serve(
 
   const received = await stopSignal;
   admin?.draining(`${received} received`); // /ready answers 503 from now on
-  if (main) _exitOnSecondSignal(lb, accessLog, logger);
+  if (main) _exitOnSecondSignal(lb, accessLog, logger, workers);
   const delay = lb.config.drainDelay;
   // The workers drain beside this thread, within the same delay and timeout.
   const workersDone = Date.now() + delay + lb.config.drainTimeout + WORKER_STOP_MARGIN_MS;
@@ -231,17 +236,25 @@ async function _serve(
   return 0;
 }
 
+/** Longest wait on a second signal for this thread's connections to end, then for the workers'. */
+const KILL_WAIT_MS = 500;
+
 /**
  * A second SIGINT/SIGTERM exits at once with status 1, after one access-log
- * line (end `killed`) for each connection still open.
+ * line (end `killed`) for each connection still open, in every thread (the
+ * workers' are waited for up to {@link KILL_WAIT_MS}).
  */
-function _exitOnSecondSignal(lb: Lb, accessLog: AccessLog, logger: Logger): void {
-  const again = () => {
+function _exitOnSecondSignal(
+  lb: Lb,
+  accessLog: AccessLog,
+  logger: Logger,
+  workers: Helpers | undefined,
+): void {
+  const again = async () => {
     logger.log("lb", `second signal: exiting now`);
-    for (const session of lb.sessions()) {
-      session.abort("killed");
-      accessLog.record(session);
-    }
+    const killed = workers?.kill(2 * KILL_WAIT_MS);
+    await lb.kill(KILL_WAIT_MS); // each connection's line is recorded as it ends
+    await killed;
     accessLog.flushSync();
     Deno.exit(1);
   };

@@ -61,7 +61,9 @@ export type ControlMessage =
   /** Names changed addresses: the pools of this config (names expanded) apply. */
   | { type: "pools"; config: Config }
   /** The main thread received this stop signal: stop accepting and drain, as it does. */
-  | { type: "stop"; signal: Deno.Signal };
+  | { type: "stop"; signal: Deno.Signal }
+  /** A second stop signal: end every connection now (`killed`), send their lines, answer `killed`. */
+  | { type: "kill"; request: number };
 
 /** What a worker sends back. */
 export type WorkerReply =
@@ -72,6 +74,8 @@ export type WorkerReply =
   | { type: "tally"; request: number; tally: Tally }
   | { type: "prepared"; reload: number; error?: string }
   | { type: "applied"; request: number }
+  /** Every connection here ended `killed`, and their access-log lines were sent. */
+  | { type: "killed"; request: number }
   /** May a connection from `host` come in (per-source limits, the main thread's table)? */
   | { type: "admit"; request: number; host: string }
   /** A connection `admitted` let in has ended. */

@@ -102,6 +102,7 @@ export class Workers implements Helpers {
   readonly #tallyAsks = new Map<number, _Ask<Tally>>();
   readonly #prepareAsks = new Map<number, _Ask<string | undefined>>();
   readonly #appliedAsks = new Map<number, _Ask<true>>();
+  readonly #killedAsks = new Map<number, _Ask<true>>();
   /** Per worker, the sources its open connections hold in the per-source table. */
   readonly #admitted = new Map<number, Map<string, number>>();
   /** Workers holding the plan of the reload in progress, waiting for `decide`. */
@@ -267,7 +268,7 @@ export class Workers implements Helpers {
    * it planned died with it).
    */
   #forget(index: number): void {
-    const all = [this.#tallyAsks, this.#prepareAsks, this.#appliedAsks];
+    const all = [this.#tallyAsks, this.#prepareAsks, this.#appliedAsks, this.#killedAsks];
     for (const asks of all as Map<number, _Ask<unknown>>[]) {
       for (const ask of asks.values()) {
         ask.answers.delete(index);
@@ -342,6 +343,8 @@ export class Workers implements Helpers {
           this.#release(index, reply.key);
         } else if (reply.type === "applied") {
           this.#answer(this.#appliedAsks, reply.request, index, true);
+        } else if (reply.type === "killed") {
+          this.#answer(this.#killedAsks, reply.request, index, true);
         } else if (reply.type === "prepared") {
           if (!this.#answer(this.#prepareAsks, reply.reload, index, reply.error)) {
             // Too late: that reload was already refused (or applied without it). Drop the plan.
@@ -386,6 +389,12 @@ export class Workers implements Helpers {
         );
       }
     }
+  }
+
+  /** A second stop signal: every worker ends its connections (`killed`) and sends their lines. */
+  async kill(timeoutMs: number): Promise<void> {
+    const request = ++this.#asks;
+    await this.#ask(this.#killedAsks, request, { type: "kill", request }, timeoutMs);
   }
 
   /** The names' addresses changed here: every worker takes the new pools, then syncs. */

@@ -13,6 +13,7 @@ import type { Lb } from "../lb/lb.ts";
 import { serve } from "../lb/serve.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { AccessLog } from "../observability/access_log.ts";
 import { SharedCounters } from "../common/shared_counters.ts";
 import { followPools, reload, type ReloadPeers } from "../lb/reload.ts";
 import type { RemoteSources, SourceVerdict } from "../connection/admission.ts";
@@ -24,9 +25,10 @@ import {
   type WorkerReply,
 } from "./messages.ts";
 
-/** The worker's own lb and metrics, once open: the main thread's messages apply to them. */
+/** The worker's own lb, metrics and access log, once open: the main thread's messages apply to them. */
 let _lb: Lb | undefined;
 let _metrics: Metrics | undefined;
+let _accessLog: AccessLog | undefined;
 /** The reload the main thread asked for, planned here and waiting for its decision. */
 let _deciding: { reload: number; decide: (apply: boolean) => void } | undefined;
 /** A plan no decision reaches in this long is dropped (the main thread gave up on it). */
@@ -55,9 +57,10 @@ async function _work(start: StartMessage): Promise<void> {
         frontends: _lb ? frontendsOf(_lb, backend) : [],
         why,
       }),
-    onLb: (lb, metrics) => {
+    onLb: (lb, metrics, accessLog) => {
       _lb = lb;
       _metrics = metrics;
+      _accessLog = accessLog;
     },
     onFailure: (message) => post({ type: "failed", message: `worker ${start.index}: ${message}` }),
   });
@@ -110,6 +113,9 @@ function _control(lb: Lb, message: ControlMessage): void {
       });
       break;
     }
+    case "kill":
+      void _kill(lb, message.request);
+      break;
     case "pools":
       void followPools(lb, message.config).then(() => post({ type: "sync" }));
       break;
@@ -121,6 +127,19 @@ function _control(lb: Lb, message: ControlMessage): void {
       _admissions.delete(message.request);
       break;
   }
+}
+
+/** Longest wait for this thread's connections to end after a `kill` (each records its line as it ends). */
+const KILL_WAIT_MS = 500;
+
+/**
+ * A second stop signal, in the main thread: ends every connection here at
+ * once (`killed`), sends their access-log lines, and says so.
+ */
+async function _kill(lb: Lb, request: number): Promise<void> {
+  await lb.kill(KILL_WAIT_MS);
+  await _accessLog?.flush();
+  _scope.postMessage({ type: "killed", request });
 }
 
 /** Admissions asked of the main thread's per-source table, by request. */

@@ -78,3 +78,21 @@ Deno.test("SharedCounters.fullNews is true once, after the table fills", () => {
   main.cell("c");
   assertEquals([main.fullNews(), main.fullNews()], [true, false]);
 });
+
+Deno.test("SharedCounters: a slot left mid-claim by a thread that ended stalls nobody, and reclaim frees it", () => {
+  const main = SharedCounters.create(2, 1); // one slot
+  // Worker 1 was terminated between taking the slot and writing its name: the
+  // slot's state word (after the 8-byte header) says "claiming, by thread 1".
+  const stateOfSlot0 = new Int32Array(main.buffer, 8, 1);
+  stateOfSlot0[0] = 2 + 1;
+  const first = main.cell("frontend/web"); // gives up on that slot after a bounded wait
+  ok(main.full, "no slot: a count of this thread's own");
+  first.add();
+  assertEquals(first.value, 1);
+  main.reclaim(1);
+  assertEquals(stateOfSlot0[0], 0, "free again");
+  const worker = SharedCounters.attach(main.buffer, 1);
+  const shared = worker.cell("backend/web/127.0.0.1:8101");
+  shared.add();
+  assertEquals(main.cell("backend/web/127.0.0.1:8101").value, 1, "the slot is shared again");
+});

@@ -10,6 +10,7 @@ import {
   freePort,
   LOOPBACK,
   readAll,
+  readExactly,
   startEchoServer,
   waitForStats,
   waitUntil,
@@ -183,5 +184,43 @@ Deno.test("--workers 2: health is per frontend: a backend down over TLS in one s
     assert.ok(threads.every((t) => t.total > 0), `both threads served: ${JSON.stringify(threads)}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--workers 2: a second SIGTERM writes one `killed` line for each connection open in any thread", async () => {
+  await using echo = startEchoServer();
+  await using lb = await twoWorkers(
+    [`${LOOPBACK}:${echo.port}`],
+    "--health-interval",
+    "0",
+    "--log",
+    "json",
+    "--admin",
+    `${LOOPBACK}:0`,
+    "--drain-timeout",
+    "30s",
+  );
+  const admin = await adminPort(lb);
+  const open = await Promise.all(Array.from({ length: 20 }, async () => {
+    const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+    await writeAll(conn, encoder.encode("x"));
+    await readExactly(conn, 1);
+    return conn;
+  }));
+  try {
+    const stats = await fetchStats(admin);
+    assert.ok(stats.threads.every((t) => t.active > 0), JSON.stringify(stats.threads));
+    lb.child.kill("SIGTERM");
+    await waitUntil(async () => {
+      const response = await fetch(`http://${LOOPBACK}:${admin}/ready`);
+      await response.body?.cancel();
+      return response.status === 503; // draining: the second signal now exits
+    }, "/ready answering 503");
+    lb.child.kill("SIGTERM");
+    assert.equal((await lb.status).code, 1);
+    const entries = lb.stdout.filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+    assert.equal(entries.filter((e) => e.end === "killed").length, 20, lb.stdout.join("\n"));
+  } finally {
+    for (const conn of open) conn.close();
   }
 });
