@@ -20,6 +20,7 @@ export class Health {
   #config: HealthConfig;
   #logger: Logger;
   #watchers: ((backend: Backend) => void)[] = [];
+  #failingWatchers: ((backend: Backend, failing: boolean) => void)[] = [];
 
   constructor(config: HealthConfig, logger: Logger) {
     this.#config = { ...config };
@@ -55,6 +56,15 @@ export class Health {
    */
   report(backend: Backend, ok: boolean, why?: string): void {
     const { health } = backend;
+    const wasFailing = health.failStreak > 0;
+    this.#record(backend, ok, why);
+    if (health.failStreak > 0 !== wasFailing) {
+      for (const watcher of this.#failingWatchers) watcher(backend, !wasFailing);
+    }
+  }
+
+  #record(backend: Backend, ok: boolean, why?: string): void {
+    const { health } = backend;
     if (ok) {
       if (health.succeeded(this.#config.rise)) {
         this.#logger.log(
@@ -77,6 +87,16 @@ export class Health {
   /** Calls `watcher` on every state change from now on (Workers follow the main thread). */
   watch(watcher: (backend: Backend) => void): void {
     this.#watchers.push(watcher);
+  }
+
+  /**
+   * Calls `watcher` whenever `backend` starts a run of failures (`failing`
+   * true) or ends one: while it is failing, the workers report their
+   * successful connects too, so that any success ends the run, as with one
+   * thread.
+   */
+  watchFailing(watcher: (backend: Backend, failing: boolean) => void): void {
+    this.#failingWatchers.push(watcher);
   }
 
   #changed(backend: Backend): void {

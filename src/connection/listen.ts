@@ -28,28 +28,36 @@ const SNI_RESOLVER = Symbol.for("unstableSniResolver");
  * @param addr Where to listen.
  * @param reusePort Share the port with other listeners (`--workers`, a TLS
  * frontend's own listener renewed on reload).
+ * @param joins The port is already this lb's (a worker joining the main
+ * thread's, a TLS listener renewed on its own port). Otherwise a shared
+ * listener first makes sure no one else holds the port: SO_REUSEPORT would
+ * let a second lb, started by mistake, take half of the connections.
  * @param tls Terminate TLS: certificates chosen per handshake.
  * @returns The listener.
  * @throws What `Deno.listen` or `Deno.listenTls` throws.
  */
-export function listen(addr: HostPort, reusePort = false, tls?: TlsListen): FrontListener {
+export function listen(
+  addr: HostPort,
+  reusePort = false,
+  tls?: TlsListen,
+  joins = false,
+): FrontListener {
   const open = (hostname: string): FrontListener => {
-    const options = { hostname, port: addr.port, transport: "tcp" as const, reusePort };
-    if (!tls) return Deno.listen(options);
     // Deno keeps the certificate it resolved for a server name per listener,
     // so new certificates (a reload) need a new listener on the same port:
-    // TLS listeners share it (SO_REUSEPORT). A port someone else holds is
-    // still refused: it is probed without sharing first.
+    // TLS listeners always share it (SO_REUSEPORT).
+    const shared = reusePort || tls !== undefined;
     let port = addr.port;
-    if (!reusePort) {
+    if (shared && !joins) {
+      // A port someone else holds is still refused: probed without sharing first.
       using probe = Deno.listen({ hostname, port, transport: "tcp" });
       port = probe.addr.port;
     }
+    const options = { hostname, port, transport: "tcp" as const, reusePort: shared };
+    if (!tls) return Deno.listen(options);
     return Deno.listenTls(
       {
         ...options,
-        port,
-        reusePort: true,
         alpnProtocols: [...tls.alpn],
         [SNI_RESOLVER]: (serverName: string | null) => tls.select(serverName),
       } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,

@@ -36,10 +36,13 @@ function _reuse(config: Config): boolean {
   return config.workers > 1;
 }
 
-/** Opens `config`'s listener, terminating TLS where it has certificates. */
-function _open(config: FrontendConfig, reusePort: boolean): Opened {
+/**
+ * Opens `config`'s listener, terminating TLS where it has certificates;
+ * `joins`: the port is already this lb's (see `listen`).
+ */
+function _open(config: FrontendConfig, reusePort: boolean, joins: boolean): Opened {
   const tls = config.tls ? new Termination(config.tls) : undefined;
-  return { listener: listen(config.listen, reusePort, tls), tls };
+  return { listener: listen(config.listen, reusePort, tls, joins), tls };
 }
 
 /** Options of {@link Lb.open}. */
@@ -52,10 +55,16 @@ export interface LbOptions {
   discovery?: DiscoveredBackends;
   /**
    * Health is decided elsewhere (a Worker follows the main thread): no
-   * active checks here, and each failed connect goes to this instead.
+   * active checks here, and each connect's result goes to this instead.
    * @default none: this lb checks and decides itself
    */
-  followHealth?: (backend: Backend, why: string | undefined) => void;
+  followHealth?: (backend: Backend, ok: boolean, why: string | undefined) => void;
+  /**
+   * A worker: the ports it listens on are the main thread's (SO_REUSEPORT),
+   * not checked for being free first.
+   * @default false
+   */
+  joinsPorts?: boolean;
   /**
    * Counters shared with the other threads (`--workers`): the `--max-conns`
    * gate and each backend's open connections are then one count over all.
@@ -155,6 +164,8 @@ export class Lb implements AsyncDisposable {
   #stopping = false;
   /** Health comes from elsewhere (`LbOptions.followHealth`): never start checks here. */
   #followsHealth = false;
+  /** A worker: every port it listens on is the main thread's already. */
+  #joinsPorts = false;
   #draining = false;
 
   private constructor(
@@ -198,14 +209,12 @@ export class Lb implements AsyncDisposable {
       sniTimeout: config.sniTimeout,
       caCerts: readCaCerts(config.tlsCa),
       retries: config.retries,
-      onConnect: options.followHealth
-        ? (backend, ok, why) => ok || options.followHealth!(backend, why)
-        : (backend, ok, why) => health.report(backend, ok, why),
+      onConnect: options.followHealth ?? ((backend, ok, why) => health.report(backend, ok, why)),
     };
     const frontends: Frontend[] = [];
     try {
       for (const frontend of config.frontends) {
-        const { listener, tls } = _open(frontend, _reuse(config));
+        const { listener, tls } = _open(frontend, _reuse(config), options.joinsPorts ?? false);
         const expanded = discovery.expand(frontend); // names become their current addresses
         frontends.push(
           new Frontend(frontendWithDefaults(expanded, config), listener, ctx, tls),
@@ -217,6 +226,7 @@ export class Lb implements AsyncDisposable {
     }
     const lb = new Lb(structuredClone(config), frontends, ctx, health, discovery);
     lb.#followsHealth = options.followHealth !== undefined;
+    lb.#joinsPorts = options.joinsPorts ?? false;
     return lb;
   }
 
@@ -289,9 +299,12 @@ export class Lb implements AsyncDisposable {
     return this.#ctx.sources!;
   }
 
-  /** Opens a listener the way this lb's frontends listen (SO_REUSEPORT with workers). */
+  /**
+   * Opens a listener the way this lb's frontends listen (SO_REUSEPORT with
+   * workers); `renew`: a TLS frontend's new listener on its own port.
+   */
   listen(config: FrontendConfig, renew = false): Opened {
-    return _open(config, renew || _reuse(this.#config));
+    return _open(config, renew || _reuse(this.#config), renew || this.#joinsPorts);
   }
 
   /**

@@ -63,7 +63,7 @@ export interface ServeOptions {
   /** A worker: send access-log lines to the main thread, the one writer. */
   forwardAccessLog?: (lines: string) => void;
   /** A worker: health is the main thread's; failed connects go there (see `LbOptions`). */
-  followHealth?: (backend: Backend, why: string | undefined) => void;
+  followHealth?: (backend: Backend, ok: boolean, why: string | undefined) => void;
   /** Called with the lb once it is open (a worker applies the main thread's messages to it). */
   onLb?: (lb: Lb, metrics: Metrics, accessLog: AccessLog) => void;
   /** Counters shared by every thread (`--workers` above 1). @default none */
@@ -154,6 +154,7 @@ async function _serve(
       accessLog.record(session);
     }, {
       discovery,
+      joinsPorts: !main,
       ...(options.followHealth ? { followHealth: options.followHealth } : {}),
       ...(options.counters ? { counters: options.counters } : {}),
       ...(options.remoteSources ? { remoteSources: options.remoteSources } : {}),

@@ -24,6 +24,11 @@ export interface MetricsSource {
   readonly reloads?: Readonly<ReloadsStats>;
   /** Whether lb has stopped accepting and drains (SIGINT/SIGTERM); absent is false. */
   readonly draining?: boolean;
+  /**
+   * Connections open now, those of frontends a reload removed included;
+   * absent: the current frontends' alone.
+   */
+  readonly open?: number;
   /** The per-source table (`--max-conns-per-source`, `--conn-rate-per-source`); absent is empty. */
   readonly sources?: { readonly size: number; readonly evictions: number };
   /** Backends given by name and followed through DNS; absent has none. */
@@ -267,6 +272,8 @@ export class Metrics {
   #frontends = new Map<string, FrontendExtra>();
   #backends = new WeakMap<Backend, Histogram>();
   readonly #thread: number;
+  /** Connections observed (finished) in this thread: with those open, every one it accepted. */
+  #ended = 0;
 
   /** @param thread The thread counted here: 0 the main thread, then each worker's number. */
   constructor(thread = 0) {
@@ -275,6 +282,7 @@ export class Metrics {
 
   /** Records a finished connection; call once per connection (the `onEnd` hook). */
   observe(session: Session, now: number = Date.now()): void {
+    this.#ended++;
     const seconds = Math.max(0, now - session.started) / 1000;
     const frontend = this.#frontend(session.frontend);
     frontend.duration.observe(seconds);
@@ -327,13 +335,12 @@ export class Metrics {
    */
   tally(source: MetricsSource, now: number = Date.now()): Tally {
     const frontends = source.frontends.map((f) => [f.name, this.#frontendTally(f, now)] as const);
+    // Counted over the thread's life, not its current frontends: a reload that
+    // removes one takes nothing off.
+    const active = source.open ?? frontends.reduce((n, [, f]) => n + f.active, 0);
     return {
       frontends: Object.fromEntries(frontends),
-      threads: [{
-        thread: this.#thread,
-        active: frontends.reduce((n, [, f]) => n + f.active, 0),
-        total: frontends.reduce((n, [, f]) => n + f.total, 0),
-      }],
+      threads: [{ thread: this.#thread, active, total: this.#ended + active }],
       sources: { size: source.sources?.size ?? 0, evictions: source.sources?.evictions ?? 0 },
     };
   }

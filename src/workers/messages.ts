@@ -60,6 +60,11 @@ export type ControlMessage =
   | { type: "admitted"; request: number; verdict: SourceVerdict }
   /** Names changed addresses: the pools of this config (names expanded) apply. */
   | { type: "pools"; config: Config }
+  /**
+   * A backend of `frontends` started (true) or ended a run of failed connects
+   * or checks: while failing, report each successful connect to it once.
+   */
+  | { type: "failing"; id: string; frontends: readonly string[]; failing: boolean }
   /** The main thread received this stop signal: stop accepting and drain, as it does. */
   | { type: "stop"; signal: Deno.Signal }
   /** A second stop signal: end every connection now (`killed`), send their lines, answer `killed`. */
@@ -71,6 +76,8 @@ export type WorkerReply =
   | { type: "failed"; message: string }
   | { type: "log"; lines: string }
   | { type: "connect-failed"; id: string; frontends: readonly string[]; why: string | undefined }
+  /** A connect succeeded to a backend the main thread said was failing. */
+  | { type: "connect-ok"; id: string; frontends: readonly string[] }
   | { type: "tally"; request: number; tally: Tally }
   | { type: "prepared"; reload: number; error?: string }
   | { type: "applied"; request: number }

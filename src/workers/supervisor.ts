@@ -141,6 +141,14 @@ export class Workers implements Helpers {
     const workers = new Workers(lb, args, options);
     // Health is checked once, here; every worker follows each change at once.
     lb.health.watch((backend) => workers.#post(healthMessage(backend, frontendsOf(lb, backend))));
+    lb.health.watchFailing((backend, failing) =>
+      workers.#post({
+        type: "failing",
+        id: backend.id,
+        frontends: frontendsOf(lb, backend),
+        failing,
+      })
+    );
     const indexes = Array.from({ length: config.workers - 1 }, (_, i) => i + 1);
     const failures = (await Promise.all(indexes.map((index) => workers.#spawn(index, 0))))
       .filter((why) => why !== undefined);
@@ -332,6 +340,10 @@ export class Workers implements Helpers {
           for (const backend of backendsWithId(this.#lb, reply.id, reply.frontends)) {
             this.#lb.health.report(backend, false, reply.why);
           }
+        } else if (reply.type === "connect-ok") {
+          for (const backend of backendsWithId(this.#lb, reply.id, reply.frontends)) {
+            this.#lb.health.report(backend, true);
+          }
         } else if (reply.type === "tally") {
           this.#answer(this.#tallyAsks, reply.request, index, reply.tally);
         } else if (reply.type === "admit") {
@@ -378,6 +390,10 @@ export class Workers implements Helpers {
     for (const frontend of this.#lb.frontends) {
       for (const backend of frontend.pool.backends) {
         worker.postMessage(healthMessage(backend, [frontend.name]));
+        if (backend.health.failStreak > 0) {
+          const failing = { type: "failing", id: backend.id, frontends: [frontend.name] } as const;
+          worker.postMessage({ ...failing, failing: true } satisfies ControlMessage);
+        }
         const action = backend.drained ? "drain" : "enable";
         worker.postMessage(
           {

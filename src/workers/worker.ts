@@ -10,6 +10,7 @@
 import { describe } from "../common/errors.ts";
 import { parseFlags } from "../config/flags.ts";
 import type { Lb } from "../lb/lb.ts";
+import type { Backend } from "../balancing/backend.ts";
 import { serve } from "../lb/serve.ts";
 import { Logger, stderrSink } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -33,6 +34,8 @@ let _accessLog: AccessLog | undefined;
 let _deciding: { reload: number; decide: (apply: boolean) => void } | undefined;
 /** A plan no decision reaches in this long is dropped (the main thread gave up on it). */
 const DECIDE_TIMEOUT_MS = 30_000;
+/** Backends the main thread counts a run of failures for: a successful connect is reported once. */
+const _failing = new WeakSet<Backend>();
 /** The main thread's word to stop: it may come before this worker's lb is open. */
 let _stop!: (signal: Deno.Signal) => void;
 const _stopped = new Promise<Deno.Signal>((resolve) => _stop = resolve);
@@ -50,13 +53,19 @@ async function _work(start: StartMessage): Promise<void> {
     stop: _stopped,
     onReady: () => post({ type: "ready" }),
     forwardAccessLog: (lines) => post({ type: "log", lines }),
-    followHealth: (backend, why) =>
-      post({
-        type: "connect-failed",
-        id: backend.id,
-        frontends: _lb ? frontendsOf(_lb, backend) : [],
-        why,
-      }),
+    followHealth: (backend, ok, why) => {
+      // A success matters only while the main thread counts a run of failures.
+      if (ok && !_failing.delete(backend)) return;
+      const frontends = _lb ? frontendsOf(_lb, backend) : [];
+      post(
+        ok ? { type: "connect-ok", id: backend.id, frontends } : {
+          type: "connect-failed",
+          id: backend.id,
+          frontends,
+          why,
+        },
+      );
+    },
     onLb: (lb, metrics, accessLog) => {
       _lb = lb;
       _metrics = metrics;
@@ -72,6 +81,12 @@ async function _work(start: StartMessage): Promise<void> {
 function _control(lb: Lb, message: ControlMessage): void {
   const post = (reply: WorkerReply) => _scope.postMessage(reply);
   switch (message.type) {
+    case "failing":
+      for (const backend of backendsWithId(lb, message.id, message.frontends)) {
+        if (message.failing) _failing.add(backend);
+        else _failing.delete(backend);
+      }
+      break;
     case "health":
       for (const backend of backendsWithId(lb, message.id, message.frontends)) {
         backend.health.follow(message.up);

@@ -30,8 +30,13 @@ Deno.test("listen does not fall back when the port is in use", () => {
   assertThrows(() => listen({ hostname: ANY_HOST, port: taken.addr.port }), Deno.errors.AddrInUse);
 });
 
-Deno.test("listen with reusePort lets two listeners share a port", () => {
+Deno.test("listen with reusePort lets listeners join a port this lb holds, never someone else's", () => {
   using first = listen({ hostname: "127.0.0.1", port: 0 }, true);
-  using second = listen({ hostname: "127.0.0.1", port: first.addr.port }, true);
+  using second = listen({ hostname: "127.0.0.1", port: first.addr.port }, true, undefined, true);
   assertEquals(second.addr.port, first.addr.port);
+  // Not joining (a second lb started on the same port): refused, though SO_REUSEPORT would share.
+  assertThrows(
+    () => listen({ hostname: "127.0.0.1", port: first.addr.port }, true),
+    Deno.errors.AddrInUse,
+  );
 });

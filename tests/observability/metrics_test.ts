@@ -551,7 +551,8 @@ Deno.test("Metrics.tally is this thread's counters as plain data, open connectio
         },
       }),
     },
-    threads: [{ thread: 0, active: 2, total: 2 }],
+    // Accepted over the thread's life: the one observed (finished) and the two open.
+    threads: [{ thread: 0, active: 2, total: 3 }],
     sources: { size: 2, evictions: 1 },
   });
   // What postMessage would deliver: the same, with plain prototypes (deepStrictEqual checks them).

@@ -6,11 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { startLb } from "../../support/lb_process.ts";
+import type { StatsSnapshot } from "../../src/observability/metrics.ts";
 import { QUIET, twoWorkers } from "./_two_workers.ts";
 import {
   adminPort,
   closeQuietly,
   fetchStats,
+  freePort,
   LOOPBACK,
   metricValue,
   readAll,
@@ -261,4 +263,51 @@ Deno.test("--workers 2: SIGTERM gives a worker's connections the whole --drain-t
   const status = await lb.status;
   assert.equal(status.code, 0, lb.stderr.join("\n"));
   assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+});
+
+Deno.test("--workers 2: a reload that removes a frontend takes nothing off each thread's accepted connections", async () => {
+  await using echo = startEchoServer();
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/lb.json`;
+  const write = (names: string[]) =>
+    Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        workers: 2,
+        health: { interval: 0 },
+        log: "off",
+        frontends: names.map((name, i) => ({
+          name,
+          listen: `${LOOPBACK}:${ports[i]}`,
+          backends: [`${LOOPBACK}:${echo.port}`],
+        })),
+      }),
+    );
+  const ports = [freePort(), freePort()];
+  await write(["web", "api"]);
+  try {
+    await using lb = await startLb(["--config", file, ...ADMIN], { frontends: 2 });
+    const admin = await adminPort(lb);
+    for (const port of ports) {
+      await Promise.all(Array.from({ length: 12 }, (_, i) => exchange(port, `x${i}`)));
+    }
+    const threads = (s: StatsSnapshot) => s.threads.map((t) => t.total);
+    const before = threads(
+      await waitForStats(
+        admin,
+        "24 accepted",
+        (s) => s.threads.reduce((n, t) => n + t.total, 0) === 24,
+      ),
+    );
+    await write(["web"]);
+    lb.child.kill("SIGHUP");
+    const after = threads(await waitForStats(admin, "the reload", (s) => s.reloads.applied === 1));
+    assert.deepEqual(after, before, "per-thread accepted counts after the reload");
+    const metrics = await Promise.all(
+      [0, 1].map((t) => metricValue(admin, "lb_thread_connections_total", `{thread="${t}"}`)),
+    );
+    assert.deepEqual(metrics, before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -3,6 +3,8 @@ import { defaultConfig } from "../../src/config/config.ts";
 import { workerConfig } from "../../src/workers/messages.ts";
 import { QUIET, twoWorkers } from "./_two_workers.ts";
 import { startLb } from "../../support/lb_process.ts";
+import { LB_FLAGS } from "../../support/compile.ts";
+import { makeCerts, opensslAvailable } from "../_tls.ts";
 import type { StatsSnapshot } from "../../src/observability/metrics.ts";
 import {
   adminPort,
@@ -223,4 +225,135 @@ Deno.test("--workers 2: a second SIGTERM writes one `killed` line for each conne
   } finally {
     for (const conn of open) conn.close();
   }
+});
+
+/** Copies `from` to `to` until EOF, then half-closes `to`; errors end it quietly. */
+async function copy(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(16 * 1024);
+  try {
+    for (let n; (n = await from.read(buf)) !== null;) await writeAll(to, buf.subarray(0, n));
+    await to.closeWrite();
+  } catch { /* reset: the other side closes both */ }
+}
+
+Deno.test({
+  name:
+    "--workers 2: passive health counts every thread's successes: a backend whose every other connect fails stays up",
+  ignore: !opensslAvailable(),
+  async fn() {
+    await using certs = await makeCerts();
+    const leaf = await certs.leaf("backend", ["backend.example.com"]);
+    const tls = Deno.listenTls({
+      hostname: LOOPBACK,
+      port: 0,
+      cert: await Deno.readTextFile(leaf.cert),
+      key: await Deno.readTextFile(leaf.key),
+    });
+    const tasks: Promise<void>[] = [];
+    const echoing = (async () => {
+      for await (const conn of tls) {
+        tasks.push((async () => {
+          try {
+            await writeAll(conn, await readAll(conn));
+          } catch {
+            /* a failed handshake */
+          } finally {
+            conn.close();
+          }
+        })());
+      }
+    })();
+    // In front of it, every other connection is closed before its handshake: a failed connect.
+    const front = Deno.listen({ hostname: LOOPBACK, port: 0 });
+    let accepted = 0;
+    const forwarding = (async () => {
+      for await (const conn of front) {
+        if (accepted++ % 2 === 0) {
+          conn.close();
+          continue;
+        }
+        tasks.push((async () => {
+          const upstream = await Deno.connect({ hostname: LOOPBACK, port: tls.addr.port });
+          await Promise.all([copy(conn, upstream), copy(upstream, conn)]);
+          conn.close();
+          upstream.close();
+        })());
+      }
+    })();
+    try {
+      await using lb = await twoWorkers(
+        [`${front.addr.port},tls-name=backend.example.com`],
+        "--tls-ca",
+        certs.ca,
+        "--health-interval",
+        "30s",
+        "--fall",
+        "2", // one thread never sees two in a row here
+        "--retries",
+        "0",
+        "--log",
+        "off",
+        "--admin",
+        `${LOOPBACK}:0`,
+      );
+      const admin = await adminPort(lb);
+      let served = 0;
+      for (let i = 0; i < 60; i++) {
+        const conn = await Deno.connect({ hostname: LOOPBACK, port: lb.port });
+        try {
+          await writeAll(conn, encoder.encode(`c${i}`));
+          await conn.closeWrite();
+          if (decoder.decode(await readAll(conn)) === `c${i}`) served++;
+        } catch {
+          /* a failed connect: closed */
+        } finally {
+          conn.close();
+        }
+      }
+      const stats = await fetchStats(admin);
+      assert.ok(stats.threads.every((t) => t.total > 0), JSON.stringify(stats.threads));
+      assert.ok(served >= 25, `served ${served} of 60`);
+      assert.equal(stats.frontends[0]!.backends[0]!.state, "UP", lb.stderr.join("\n"));
+      assert.ok(!lb.stderr.some((line) => / is down /.test(line)), lb.stderr.join("\n"));
+    } finally {
+      front.close();
+      tls.close();
+      await Promise.all([forwarding, echoing]);
+      await Promise.all(tasks);
+    }
+  },
+});
+
+Deno.test("--workers 2: a port another lb holds (sharing it too) is refused at start, as with one thread", async () => {
+  await using echo = startEchoServer();
+  await using first = await twoWorkers([`${LOOPBACK}:${echo.port}`], ...QUIET);
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const second = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...LB_FLAGS,
+      main,
+      "-f",
+      `${LOOPBACK}:${first.port}`,
+      "-p",
+      `${LOOPBACK}:${echo.port}`,
+      "--workers",
+      "2",
+      ...QUIET,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // One that started would serve (half the connections) until killed.
+  const timer = setTimeout(() => second.kill("SIGKILL"), 10_000);
+  const { code, stderr } = await second.output();
+  clearTimeout(timer);
+  const lines = decoder.decode(stderr).trim().split("\n");
+  assert.equal(code, 1, lines.join("\n"));
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(
+    lines[0]!,
+    new RegExp(`^lb: cannot listen on ${LOOPBACK}:${first.port}: .*in use`, "i"),
+  );
 });
