@@ -269,6 +269,7 @@ async function _apply(lb: Lb, plan: _Plan, next: Config): Promise<string> {
       changes.push(...pool.changes.map((c) => `${config.name} ${c}`));
       if (listener && plan.renewed.has(config.name)) {
         waits.push(frontend.relisten(listener)); // same address, certificates re-read
+        changes.push(`${config.name} certificates renewed`);
       } else if (listener) {
         const from = frontend.addr;
         waits.push(frontend.relisten(listener));

@@ -66,6 +66,9 @@ export interface WorkersOptions {
   onAccessLog?: (lines: string) => void;
 }
 
+/** Longest wait between two tries to restart a worker that does not start. */
+const MAX_RESTART_DELAY_MS = 30_000;
+
 /** A question to every live worker, answered by each (or given up on). */
 interface _Ask<T> {
   waiting: Set<number>;
@@ -86,7 +89,7 @@ export class Workers implements Helpers {
   readonly #args: string[];
   readonly #options: WorkersOptions;
   readonly #live = new Map<number, Worker>();
-  /** Each live worker's generation (0 at the start, one more at each restart). */
+  /** Each worker's latest generation (0 at the start, one more at each restart). */
   readonly #generations = new Map<number, number>();
   /** Workers started and not yet ready (or gone). */
   readonly #starting = new Set<Worker>();
@@ -296,6 +299,7 @@ export class Workers implements Helpers {
       return Promise.resolve(describe(error));
     }
     this.#starting.add(worker);
+    this.#generations.set(index, generation);
     return new Promise((resolve) => {
       let ready = false;
       const gone = (why: string) => {
@@ -322,7 +326,6 @@ export class Workers implements Helpers {
             }, this.#options.restartDelayMs ?? 1000);
           }
           this.#live.set(index, worker);
-          this.#generations.set(index, generation);
           // Start from the main thread's view: names' addresses, health and drain state.
           worker.postMessage(
             { type: "pools", config: this.#workerConfig() } satisfies ControlMessage,
@@ -472,9 +475,8 @@ export class Workers implements Helpers {
   }
 
   /** Worker `index` has ended (`why`): logged, started again after a pause unless lb is stopping. */
-  #restart(index: number, why: string): void {
+  #restart(index: number, why: string, delay = this.#options.restartDelayMs ?? 1000): void {
     if (this.#stopping) return void this.#options.logger.log("lb", `worker ${index} ${why}`);
-    const delay = this.#options.restartDelayMs ?? 1000;
     const generation = (this.#generations.get(index) ?? 0) + 1;
     this.#options.logger.log("lb", `worker ${index} ${why}; restarting in ${delay}ms`);
     setTimeout(async () => {
@@ -484,7 +486,14 @@ export class Workers implements Helpers {
       this.#options.counters.reclaim(index);
       const failed = await this.#spawn(index, generation);
       this.#restarts++;
-      if (failed) this.#options.logger.log("lb", `worker ${index} did not restart: ${failed}`);
+      // It may not start for a while (certificates half-written, no descriptors): again, later.
+      if (failed) {
+        this.#restart(
+          index,
+          `did not restart (${failed})`,
+          Math.min(2 * delay, MAX_RESTART_DELAY_MS),
+        );
+      }
     }, delay);
   }
 

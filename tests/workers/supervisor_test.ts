@@ -244,3 +244,31 @@ Deno.test("after the stop signal every worker is told, none is restarted, and st
   ok(lines.some((line) => /worker 1 died \(.*injected crash.*\)$/.test(line)), lines.join("\n"));
   ok(!lines.some((line) => /restarting/.test(line)), lines.join("\n"));
 });
+
+Deno.test("a worker that does not restart is tried again, each time after twice the wait", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines);
+  await using _lb = lb;
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module: new URL("./_slow_to_restart_worker.ts", import.meta.url),
+    counters: SharedCounters.create(2),
+    restartDelayMs: 10,
+  });
+  try {
+    await waitUntil(() => workers.restarts === 3 && workers.running === 1, "the third restart");
+    const restarting = lines.filter((line) => /worker 1 .*restarting in/.test(line));
+    ok(/died \(.*injected crash.*\); restarting in 10ms$/.test(restarting[0]!), lines.join("\n"));
+    ok(
+      /did not restart \(.*failure 1\); restarting in 20ms$/.test(restarting[1]!),
+      lines.join("\n"),
+    );
+    ok(
+      /did not restart \(.*failure 2\); restarting in 40ms$/.test(restarting[2]!),
+      lines.join("\n"),
+    );
+    assertEquals(restarting.length, 3);
+  } finally {
+    await workers.stopped(100);
+  }
+});
