@@ -19,8 +19,13 @@ export const DEFAULT_SLOTS = 16_384;
 
 const EMPTY = 0;
 const READY = 1;
+/**
+ * A slot whose claimer ended before writing the name: skipped for good
+ * (made free again, two threads could give one name two slots).
+ */
+const DEAD = 2;
 /** A slot being claimed by thread T holds `CLAIMING + T` until its name is written. */
-const CLAIMING = 2;
+const CLAIMING = 3;
 /**
  * How long a thread waits for another to finish writing a name (a few
  * instructions, unless the writer was descheduled) before it gives up on that
@@ -202,9 +207,9 @@ export class SharedCounters {
    * by the main thread once that worker has died, before it restarts.
    */
   reclaim(thread: number): void {
-    // A slot it was claiming when it ended: free again.
+    // A slot it was claiming when it ended: skipped from now on.
     for (let slot = 0; slot < this.slots; slot++) {
-      Atomics.compareExchange(this.#words, slot * 3, CLAIMING + thread, EMPTY);
+      Atomics.compareExchange(this.#words, slot * 3, CLAIMING + thread, DEAD);
     }
     const row = this.#row(thread);
     for (let slot = 0; slot < this.slots; slot++) {
@@ -239,10 +244,6 @@ export class SharedCounters {
       }
       // Another thread is writing the name's two words: a few instructions.
       if (state >= CLAIMING) state = _awaitClaim(words, at);
-      if (state === EMPTY) { // its writer ended mid-claim and was reclaimed: try it again
-        probe--;
-        continue;
-      }
       if (state !== READY) continue; // its writer ended mid-claim: not this name's slot
       if (Atomics.load(words, at + 1) === h1 && Atomics.load(words, at + 2) === h2) return slot;
     }

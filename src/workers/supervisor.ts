@@ -66,6 +66,9 @@ export interface WorkersOptions {
   onAccessLog?: (lines: string) => void;
 }
 
+/** The longest delay `setTimeout` keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Longest wait between two tries to restart a worker that does not start. */
 const MAX_RESTART_DELAY_MS = 30_000;
 
@@ -305,9 +308,9 @@ export class Workers implements Helpers {
       const gone = (why: string) => {
         this.#starting.delete(worker);
         this.#end(index, worker);
+        this.#checkStopped();
         if (!ready) return resolve(why);
         this.#restart(index, `died (${why})`);
-        this.#checkStopped();
       };
       worker.onmessage = (event: MessageEvent<WorkerReply>) => {
         const reply = event.data;
@@ -318,7 +321,10 @@ export class Workers implements Helpers {
             // A reload applied while it started, without it: start it again on the new config,
             // once this one has surely stopped counting (as after a death).
             this.#end(index, worker);
-            if (this.#stopping) return resolve(undefined);
+            if (this.#stopping) {
+              this.#checkStopped();
+              return resolve(undefined);
+            }
             return void setTimeout(() => {
               if (this.#stopping) return resolve(undefined);
               this.#options.counters.reclaim(index);
@@ -497,9 +503,9 @@ export class Workers implements Helpers {
     }, delay);
   }
 
-  /** Lets `stopped` return once every worker has stopped (or died) during the shutdown. */
+  /** Lets `stopped` return once every worker has stopped (or died, or failed to start) during the shutdown. */
   #checkStopped(): void {
-    if (this.#stopping && this.#live.size === 0) this.#onStopped?.();
+    if (this.#stopping && this.#live.size === 0 && this.#starting.size === 0) this.#onStopped?.();
   }
 
   /**
@@ -521,10 +527,14 @@ export class Workers implements Helpers {
   async stopped(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    if (this.#live.size > 0) {
+    // One still starting is told to stop once ready, and waited for too.
+    if (this.#live.size > 0 || this.#starting.size > 0) {
       await Promise.race([
         new Promise<void>((resolve) => this.#onStopped = resolve),
-        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+        // A timer fires at once past 2^31-1 ms: a wait that long is a wait for the workers.
+        timeoutMs < MAX_TIMER_MS
+          ? new Promise((resolve) => timer = setTimeout(resolve, timeoutMs))
+          : new Promise(() => {}),
       ]);
     }
     clearTimeout(timer);
