@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { startLb } from "../../support/lb_process.ts";
+import { type LbProcess, startLb } from "../../support/lb_process.ts";
 import type { StatsSnapshot } from "../../src/observability/metrics.ts";
 import { QUIET, twoWorkers } from "./_two_workers.ts";
 import {
@@ -47,6 +47,21 @@ async function exchange(port: number, text: string): Promise<string> {
 }
 
 const ADMIN = ["--admin", `${LOOPBACK}:0`];
+
+/** After the stop signal: one more byte each way through `conn`, then its end, both ways. */
+async function finishAfterStop(conn: Deno.TcpConn): Promise<void> {
+  await writeAll(conn, encoder.encode("y"));
+  assert.equal(new TextDecoder().decode(await readExactly(conn, 1)), "y");
+  await conn.closeWrite();
+  await readAll(conn);
+  conn.close();
+}
+
+/** lb exited 0, its worker thread having stopped too. */
+async function assertStoppedCleanly(lb: LbProcess): Promise<void> {
+  assert.equal((await lb.status).code, 0, lb.stderr.join("\n"));
+  assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+}
 
 Deno.test("--workers 2 --max-conns 10 holds exactly 10 open across both threads", async () => {
   await using echo = startEchoServer();
@@ -203,16 +218,8 @@ Deno.test("--workers 2: SIGHUP reloads every thread; SIGTERM lets open connectio
     for (const conn of open) await readExactly(conn, 1);
     lb.child.kill("SIGTERM");
     await lb.waitFor(/stopped accepting/);
-    for (const conn of open) {
-      await writeAll(conn, encoder.encode("y"));
-      assert.equal(new TextDecoder().decode(await readExactly(conn, 1)), "y");
-      await conn.closeWrite();
-      await readAll(conn);
-      conn.close();
-    }
-    const status = await lb.status;
-    assert.equal(status.code, 0, lb.stderr.join("\n"));
-    assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+    for (const conn of open) await finishAfterStop(conn);
+    await assertStoppedCleanly(lb);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -257,14 +264,8 @@ Deno.test("--workers 2: SIGTERM gives a worker's connections the whole --drain-t
   ]);
   clearTimeout(timer);
   assert.equal(exited, false, `lb exited while a worker drained:\n${lb.stderr.join("\n")}`);
-  await writeAll(held, encoder.encode("y"));
-  assert.equal(new TextDecoder().decode(await readExactly(held, 1)), "y");
-  await held.closeWrite();
-  await readAll(held);
-  held.close();
-  const status = await lb.status;
-  assert.equal(status.code, 0, lb.stderr.join("\n"));
-  assert.ok(lb.stderr.some((line) => /worker1 lb: stopped/.test(line)), lb.stderr.join("\n"));
+  await finishAfterStop(held);
+  await assertStoppedCleanly(lb);
 });
 
 Deno.test("--workers 2: a reload that removes a frontend takes nothing off each thread's accepted connections", async () => {
