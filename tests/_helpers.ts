@@ -28,6 +28,17 @@ export function freePort(hostname = LOOPBACK): number {
 }
 
 /**
+ * `n` distinct free ports: each is held until all are picked (one
+ * `freePort()` after another may get the same port back).
+ */
+export function freePorts(n: number, hostname = LOOPBACK): number[] {
+  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname, port: 0 }));
+  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
+  for (const listener of listeners) listener.close();
+  return ports;
+}
+
+/**
  * A connected pair of loopback TCP sockets: `[client, server]`.
  * Dispose both (or `using` each) when done.
  */

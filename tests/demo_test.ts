@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { httpGet } from "../backends/http_get.ts";
-import { freePort } from "./_helpers.ts";
+import { freePort, freePorts } from "./_helpers.ts";
 
 const DEMO = new URL("../demo.ts", import.meta.url).pathname;
 
@@ -17,7 +17,7 @@ function demoCommand(demoArgs: string[], options: Deno.CommandOptions = {}): Den
 }
 
 Deno.test("demo --once prints 10 answers spread evenly over three backends", async () => {
-  const backends = [freePort(), freePort(), freePort()];
+  const backends = freePorts(3);
   const { code, stdout, stderr } = await demoCommand([
     "--once",
     "--frontend",
@@ -45,7 +45,7 @@ Deno.test("demo keeps serving after the requests until SIGINT, then stops lb and
     "--frontend",
     String(frontend),
     "--backends",
-    [freePort(), freePort(), freePort()].join(","),
+    freePorts(3).join(","),
   ], { stdout: "piped", stderr: "piped" }).spawn();
   const stderr = new Response(child.stderr).text();
   let out = "";

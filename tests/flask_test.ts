@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { httpGet } from "../backends/http_get.ts";
 import { startLb } from "../support/lb_process.ts";
-import { freePort, LOOPBACK, spawnQuiet, waitUntil } from "./_helpers.ts";
+import { freePort, freePorts, LOOPBACK, spawnQuiet, waitUntil } from "./_helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const BACKENDS_DIR = new URL("../backends/", import.meta.url).pathname;
@@ -42,7 +42,7 @@ Deno.test({
   name: `lb balances real Flask backends round robin${missing ? ` (ignored: ${missing})` : ""}`,
   ignore: missing !== undefined,
   async fn() {
-    const ports = [freePort(), freePort(), freePort()];
+    const ports = freePorts(3);
     const flasks = ports.map((port) =>
       spawnQuiet(PYTHON, {
         args: ["-m", "flask", "run", "--host", LOOPBACK, "--port", String(port)],
@@ -89,7 +89,7 @@ Deno.test({
   }`,
   ignore: missing !== undefined,
   async fn() {
-    const ports = [freePort(), freePort()];
+    const ports = freePorts(2);
     const launcher = spawnQuiet("bash", {
       args: [`${BACKENDS_DIR}run_flask.sh`, ...ports.map(String)],
       env: { PYTHONDONTWRITEBYTECODE: "1" },

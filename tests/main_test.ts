@@ -17,6 +17,7 @@ import {
   digestAll,
   fetchStats,
   freePort,
+  freePorts,
   hangingPort,
   LOOPBACK,
   pseudoRandomBytes,
@@ -196,7 +197,7 @@ Deno.test("lb tries the next backend when one refuses, each at most once", async
 });
 
 Deno.test("lb closes the client promptly with one log line when every backend is down", async () => {
-  const ports = [freePort(), freePort(), freePort()];
+  const ports = freePorts(3);
   await using lb = await startLb([...FRONT, ...backendArgs(...ports)]);
   using client = await connect(lb.port);
   const started = Date.now();

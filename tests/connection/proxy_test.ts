@@ -6,6 +6,7 @@ import { proxy, type ProxyContext } from "../../src/connection/proxy.ts";
 import { Session } from "../../src/connection/session.ts";
 import {
   freePort,
+  freePorts,
   hangingPort,
   LOOPBACK,
   pseudoRandomBytes,
@@ -60,7 +61,7 @@ Deno.test("proxy copies both ways, then closes both sockets and counts per backe
 });
 
 Deno.test("proxy tries every backend at most once, then logs one line and closes", async () => {
-  const ports = [freePort(), freePort(), freePort()];
+  const ports = freePorts(3);
   const { ctx, lines, connects } = context(ports);
   const [client, accepted] = await tcpPair();
   using _client = client;

@@ -12,7 +12,7 @@ import {
   adminPort,
   closeQuietly,
   fetchStats,
-  freePort,
+  freePorts,
   LOOPBACK,
   metricValue,
   readAll,
@@ -286,7 +286,7 @@ Deno.test("--workers 2: a reload that removes a frontend takes nothing off each 
         })),
       }),
     );
-  const ports = [freePort(), freePort()];
+  const ports = freePorts(2);
   await write(["web", "api"]);
   try {
     await using lb = await startLb(["--config", file, ...ADMIN], { frontends: 2 });

@@ -9,7 +9,7 @@ import type { StatsSnapshot } from "../../src/observability/metrics.ts";
 import {
   adminPort,
   fetchStats,
-  freePort,
+  freePorts,
   LOOPBACK,
   readAll,
   readExactly,
@@ -128,7 +128,7 @@ Deno.test("--workers 2 checks health once: a killed backend is logged down once 
 
 Deno.test("--workers 2: health is per frontend: a backend down over TLS in one stays up in the clear in another", async () => {
   await using echo = startEchoServer();
-  const [tlsPort, plainPort] = [freePort(), freePort()];
+  const [tlsPort, plainPort] = freePorts(2) as [number, number];
   const dir = await Deno.makeTempDir();
   const file = `${dir}/lb.json`;
   await Deno.writeTextFile(
