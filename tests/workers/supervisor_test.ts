@@ -272,3 +272,24 @@ Deno.test("a worker that does not restart is tried again, each time after twice 
     await workers.stopped(100);
   }
 });
+
+Deno.test("stopped() waits for a worker still starting at the stop, which is told to stop once ready", async () => {
+  const lines: string[] = [];
+  const { config, logger, lb } = workerLb(lines);
+  await using _lb = lb;
+  const logged: string[] = [];
+  const workers = await Workers.start(config, lb, [], {
+    logger,
+    module: new URL("./_slow_start_worker.ts", import.meta.url),
+    counters: SharedCounters.create(2),
+    restartDelayMs: 10,
+    onAccessLog: (text) => void logged.push(text),
+  });
+  // The first one died; its successor has started and is not ready yet.
+  await waitUntil(() => logged.includes("g1 start\n"), "the restarted worker starting");
+  assertEquals(workers.running, 0);
+  workers.stop("SIGTERM");
+  await workers.stopped(30_000);
+  ok(logged.includes("g1 stop SIGTERM\n"), logged.join(""));
+  assertEquals(workers.running, 0);
+});
