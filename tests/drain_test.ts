@@ -130,6 +130,28 @@ Deno.test("a second SIGTERM or SIGINT during the drain exits at once", async (t)
   }
 });
 
+Deno.test("a second SIGTERM writes one `killed` access-log line for each open connection (one thread)", async () => {
+  await using backend = startEchoServer();
+  await using lb = await startLb([
+    ...FRONT,
+    "-p",
+    String(backend.port),
+    "--workers",
+    "1",
+    "--log",
+    "json",
+    "--drain-timeout",
+    "120s",
+  ]);
+  const open = await Promise.all(Array.from({ length: 5 }, () => connectEchoed(lb.port)));
+  await term(lb);
+  lb.child.kill("SIGTERM");
+  assertEquals((await lb.status).code, 1);
+  const ends = lb.stdout.filter((line) => line.trim() !== "").map((line) => JSON.parse(line).end);
+  assertEquals(ends, ["killed", "killed", "killed", "killed", "killed"], lb.stdout.join("\n"));
+  for (const conn of open) closeQuietly(conn);
+});
+
 Deno.test("drainTimeout comes from the config file and follows a reload", async () => {
   await using backend = startEchoServer();
   const path = await Deno.makeTempFile({ prefix: "lb-drain-", suffix: ".json" });
