@@ -652,25 +652,25 @@ Deno.test("bench --only notes: latency with http, memory with memory, both for a
   ]);
 });
 
-Deno.test("bench --only with an unknown part exits 2 with one line, before measuring", async () => {
+/** Runs `bench/bench.ts` with `args` to its end: exit code and stderr. */
+async function runBench(args: string[]): Promise<{ code: number; text: string }> {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../bench/bench.ts", import.meta.url).pathname, "--only", "htp"],
+    args: ["run", "-A", new URL("../bench/bench.ts", import.meta.url).pathname, ...args],
     stdin: "null",
     stdout: "null",
   }).output();
-  const text = new TextDecoder().decode(stderr);
+  return { code, text: new TextDecoder().decode(stderr) };
+}
+
+Deno.test("bench --only with an unknown part exits 2 with one line, before measuring", async () => {
+  const { code, text } = await runBench(["--only", "htp"]);
   assert.deepEqual(code, 2, text);
   assert.deepEqual(text.trim().split("\n").length, 1, text);
   assert.match(text, /^bench: .*"--only" must list http, scale, memory, bulk .*"htp"/);
 });
 
 Deno.test("bench --workers that is no count nor auto exits 2 with one line, before measuring", async () => {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../bench/bench.ts", import.meta.url).pathname, "--workers", "x"],
-    stdin: "null",
-    stdout: "null",
-  }).output();
-  const text = new TextDecoder().decode(stderr);
+  const { code, text } = await runBench(["--workers", "x"]);
   assert.deepEqual(code, 2, text);
   assert.deepEqual(text.trim().split("\n").length, 1, text);
   assert.match(text, /^bench: .*"--workers" must be a whole number or auto.*"x"/);

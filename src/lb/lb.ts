@@ -366,13 +366,10 @@ export class Lb implements AsyncDisposable {
     await Promise.all([stopped, ...this.frontends.map((f) => f.stop()), this.discovery.stop()]);
     this.gate.wakeAll();
     this.#draining = true;
-    const deadline = Date.now() + drainMs;
     if (this.open > 0) {
       this.logger.log("lb", `draining ${this.open} open connection(s), up to ${drainMs}ms`);
     }
-    while (this.open > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
-    }
+    await this.#allClosed(drainMs, 50);
     for (const session of this.sessions()) session.abort("drained");
     while (this.open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
     clearInterval(this.#idleTimer);
@@ -385,9 +382,14 @@ export class Lb implements AsyncDisposable {
    */
   async kill(waitMs: number): Promise<void> {
     for (const session of this.sessions()) session.abort("killed");
+    await this.#allClosed(waitMs, 5);
+  }
+
+  /** Resolves once no connection is open, looking every `everyMs`, or after `waitMs`. */
+  async #allClosed(waitMs: number, everyMs: number): Promise<void> {
     const deadline = Date.now() + waitMs;
     while (this.open > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(everyMs, deadline - Date.now())));
     }
   }
 

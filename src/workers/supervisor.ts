@@ -400,8 +400,14 @@ export class Workers implements Helpers {
       for (const backend of frontend.pool.backends) {
         worker.postMessage(healthMessage(backend, [frontend.name]));
         if (backend.health.failStreak > 0) {
-          const failing = { type: "failing", id: backend.id, frontends: [frontend.name] } as const;
-          worker.postMessage({ ...failing, failing: true } satisfies ControlMessage);
+          worker.postMessage(
+            {
+              type: "failing",
+              id: backend.id,
+              frontends: [frontend.name],
+              failing: true,
+            } satisfies ControlMessage,
+          );
         }
         const action = backend.drained ? "drain" : "enable";
         worker.postMessage(
